@@ -1,0 +1,115 @@
+"""The ``ivmtr-stream`` command line: arguments to settings, then the right entry point."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+
+import click
+import orjson
+
+from consumer.settings import Settings, SettingsError, load_settings
+
+__all__ = ["main"]
+
+
+def _settings(**overrides: object) -> Settings:
+    try:
+        return load_settings(**{k: v for k, v in overrides.items() if v is not None})
+    except SettingsError as exc:
+        raise click.ClickException(str(exc)) from exc
+
+
+@click.group()
+@click.version_option(package_name="ivmtr-stream")
+def main() -> None:
+    """USPS IV-MTR push feeds in, validated and IMb-enriched Avro scan events out on Kafka."""
+
+
+@main.command()
+@click.option("--host", default=None, help="Listen address (IVMTR_HOST).")
+@click.option("--port", type=int, default=None, help="Listen port (IVMTR_PORT).")
+def serve(host: str | None, port: int | None) -> None:
+    """Run the ingest service."""
+    import uvicorn
+
+    from consumer.http.app import create_app
+    from consumer.logging import configure_logging
+
+    settings = _settings(host=host, port=port)
+    configure_logging(settings.log_level, settings.log_format)
+    uvicorn.run(
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        log_level="warning",
+        access_log=False,
+        loop="uvloop" if sys.platform != "win32" else "asyncio",
+        timeout_graceful_shutdown=int(settings.kafka_timeout_s),
+    )
+
+
+@main.group()
+def topics() -> None:
+    """Manage the service's Kafka topics."""
+
+
+@topics.command("create")
+def topics_create() -> None:
+    """Create the topics that do not exist yet (idempotent)."""
+    from producer import TopicSpec, TopicTable, ensure_topics
+
+    settings = _settings()
+    table = TopicTable.build(settings.topic_prefix)
+    specs = [TopicSpec(t.name, settings.topic_partitions, settings.topic_replication_factor) for t in table]
+    created = asyncio.run(ensure_topics(settings.kafka_bootstrap_servers, specs))
+    for spec in specs:
+        click.echo(f"{spec.name}\t{'created' if spec.name in created else 'exists'}")
+
+
+@main.command()
+@click.option("--topic", required=True, help="Topic name, or its suffix (piece-scans, dead-letters, ...).")
+@click.option("--from-beginning", is_flag=True, help="Start at the oldest record instead of the newest.")
+@click.option("--follow", is_flag=True, help="Keep waiting for new records.")
+@click.option("--max", "max_records", type=int, default=None, help="Stop after N records.")
+def tail(topic: str, from_beginning: bool, follow: bool, max_records: int | None) -> None:
+    """Print the decoded events of a topic as JSON lines."""
+    from consumer.tail import tail_topic
+    from producer import TopicTable
+
+    settings = _settings()
+    table = TopicTable.build(settings.topic_prefix)
+    names = {t.name for t in table}
+    if topic not in names and f"{settings.topic_prefix}{topic}" in names:
+        topic = f"{settings.topic_prefix}{topic}"
+
+    async def run() -> None:
+        async for record in tail_topic(
+            settings.kafka_bootstrap_servers,
+            topic,
+            table,
+            from_beginning=from_beginning,
+            follow=follow,
+            max_records=max_records,
+        ):
+            sys.stdout.buffer.write(orjson.dumps(record.as_json(), default=str) + b"\n")
+            sys.stdout.flush()
+
+    try:
+        asyncio.run(run())
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from exc
+    except KeyboardInterrupt:
+        pass
+
+
+def _register_optional() -> None:
+    from consumer.imb_cli import imb
+
+    main.add_command(imb)
+
+
+try:
+    _register_optional()
+except ImportError:  # pragma: no cover - during development only
+    pass

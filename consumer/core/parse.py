@@ -1,0 +1,300 @@
+"""Incremental parsing of an IV-MTR push message.
+
+A message is one JSON object: envelope fields (``msgGrpId``, ``msgSerNbr``,
+``totMsgCnt``, ``recCnt``, ``totRecCnt``, in any order) and an ``events`` array that can
+hold hundreds of thousands of records. ``MessageParser`` is fed the body chunk by chunk
+and hands back envelope fields and records as soon as they are complete, so a message is
+never held as one parsed document.
+
+Why not a general streaming JSON library: the top level of a message is tiny and its
+records are small flat objects. Finding where a record ends and handing exactly those
+bytes to orjson is several times faster than event-by-event parsers (ijson measured
+~29 us per record against ~4 us here), and the record is then parsed by a strict,
+well-tested parser. Only the top-level grammar is written by hand.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from enum import Enum, auto
+from typing import Any
+
+import orjson
+
+from consumer.errors import MalformedMessage, RecordTooLarge
+
+__all__ = ["EnvelopeField", "MessageParser", "RawRecord"]
+
+
+@dataclass(frozen=True, slots=True)
+class EnvelopeField:
+    """A top-level member of the message other than ``events``."""
+
+    name: str
+    value: Any
+
+
+@dataclass(frozen=True, slots=True)
+class RawRecord:
+    """One element of ``events``: its 0-based position, its bytes and its parsed value."""
+
+    index: int
+    raw: bytes
+    value: Any
+
+
+Item = EnvelopeField | RawRecord
+
+
+class _State(Enum):
+    START = auto()  # before the opening brace
+    KEY_OR_END = auto()  # after '{'
+    KEY = auto()  # after ','
+    COLON = auto()
+    VALUE = auto()
+    MEMBER_END = auto()  # ',' or '}'
+    EVENT_OR_END = auto()  # after '['
+    EVENT = auto()  # after ',' inside events
+    EVENT_END = auto()  # ',' or ']'
+    DONE = auto()
+
+
+_WHITESPACE = re.compile(rb"[ \t\n\r]*")
+_SCALAR = re.compile(rb"-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?|true|false|null")
+# A closer can sit inside a string or a nested value, so a candidate end is only
+# accepted when orjson parses the slice; past this many tries a full scan decides.
+_MAX_CANDIDATES = 8
+
+
+class MessageParser:
+    """Push parser for one message: ``feed()`` chunks, then ``close()``."""
+
+    def __init__(self, *, max_record_bytes: int = 1 << 20) -> None:
+        self._buf = b""
+        self._pos = 0
+        self._state = _State.START
+        self._key = ""
+        self._keys: set[str] = set()
+        self._index = 0
+        self._candidate_from = 0  # resume point when a record spans chunks
+        self._max_record_bytes = max_record_bytes
+        self._eof = False
+        self.bytes_parsed = 0
+
+    def feed(self, data: bytes) -> list[Item]:
+        """Parse what ``data`` completes; keeps any incomplete tail for the next call."""
+        if self._pos:
+            self._candidate_from -= self._pos
+            self._buf = self._buf[self._pos :] + data
+            self._pos = 0
+        else:
+            self._buf += data
+        self.bytes_parsed += len(data)
+        items: list[Item] = []
+        self._run(items)
+        return items
+
+    @property
+    def members(self) -> frozenset[str]:
+        """Names of the top-level members seen so far."""
+        return frozenset(self._keys)
+
+    def close(self) -> list[Item]:
+        """Parse the rest; raises MalformedMessage when the message is incomplete."""
+        self._eof = True
+        items: list[Item] = []
+        self._run(items)
+        if self._state is not _State.DONE:
+            raise MalformedMessage(f"message ends early ({self._expectation()})", offset=self._offset())
+        return items
+
+    def _offset(self) -> int:
+        return self.bytes_parsed - (len(self._buf) - self._pos)
+
+    def _expectation(self) -> str:
+        return {
+            _State.START: "expected a JSON object",
+            _State.KEY_OR_END: "expected a member name or '}'",
+            _State.KEY: "expected a member name",
+            _State.COLON: "expected ':'",
+            _State.VALUE: f"expected the value of {self._key!r}",
+            _State.MEMBER_END: "expected ',' or '}'",
+            _State.EVENT_OR_END: "expected a record or ']' in events",
+            _State.EVENT: "expected a record in events",
+            _State.EVENT_END: "expected ',' or ']' in events",
+            _State.DONE: "nothing",
+        }[self._state]
+
+    def _fail(self, problem: str | None = None) -> MalformedMessage:
+        return MalformedMessage(problem or self._expectation(), offset=self._offset())
+
+    def _run(self, items: list[Item]) -> None:  # noqa: C901 - one state machine reads best whole
+        buf = self._buf
+        while True:
+            pos = _WHITESPACE.match(buf, self._pos).end()  # type: ignore[union-attr]
+            self._pos = pos
+            if pos >= len(buf):
+                return
+            char = buf[pos]
+            state = self._state
+            if state is _State.EVENT or state is _State.EVENT_OR_END:
+                if state is _State.EVENT_OR_END and char == 0x5D:  # ]
+                    self._pos = pos + 1
+                    self._state = _State.MEMBER_END
+                    continue
+                end = self._value_end(pos)
+                if end < 0:
+                    return
+                raw = buf[pos:end]
+                items.append(RawRecord(self._index, raw, self._loads(raw)))
+                self._index += 1
+                self._pos = end
+                self._state = _State.EVENT_END
+            elif state is _State.EVENT_END:
+                if char == 0x2C:  # ,
+                    self._state = _State.EVENT
+                elif char == 0x5D:
+                    self._state = _State.MEMBER_END
+                else:
+                    raise self._fail()
+                self._pos = pos + 1
+            elif state is _State.START:
+                if char != 0x7B:  # {
+                    raise self._fail("the body is not a JSON object")
+                self._pos = pos + 1
+                self._state = _State.KEY_OR_END
+            elif state is _State.KEY or state is _State.KEY_OR_END:
+                if state is _State.KEY_OR_END and char == 0x7D:  # }
+                    self._pos = pos + 1
+                    self._state = _State.DONE
+                    continue
+                if char != 0x22:  # "
+                    raise self._fail()
+                end = _string_end(buf, pos)
+                if end < 0:
+                    return
+                key = self._loads(buf[pos:end])
+                if key in self._keys:
+                    raise self._fail(f"member {key!r} appears twice")
+                self._keys.add(key)
+                self._key = key
+                self._pos = end
+                self._state = _State.COLON
+            elif state is _State.COLON:
+                if char != 0x3A:  # :
+                    raise self._fail()
+                self._pos = pos + 1
+                self._state = _State.VALUE
+            elif state is _State.VALUE:
+                if self._key == "events":
+                    if char != 0x5B:  # [
+                        raise self._fail("'events' is not an array")
+                    self._pos = pos + 1
+                    self._state = _State.EVENT_OR_END
+                    continue
+                end = self._value_end(pos)
+                if end < 0:
+                    return
+                items.append(EnvelopeField(self._key, self._loads(buf[pos:end])))
+                self._pos = end
+                self._state = _State.MEMBER_END
+            elif state is _State.MEMBER_END:
+                if char == 0x2C:
+                    self._state = _State.KEY
+                elif char == 0x7D:
+                    self._state = _State.DONE
+                else:
+                    raise self._fail()
+                self._pos = pos + 1
+            else:  # DONE: only whitespace may follow
+                raise self._fail("data after the end of the message")
+
+    def _loads(self, raw: bytes) -> Any:
+        try:
+            return orjson.loads(raw)
+        except orjson.JSONDecodeError as exc:
+            raise self._fail(f"invalid JSON: {exc}") from exc
+
+    def _value_end(self, pos: int) -> int:
+        """End (exclusive) of the JSON value at ``pos``, or -1 when more data is needed."""
+        buf = self._buf
+        char = buf[pos]
+        if char == 0x22:
+            end = _string_end(buf, pos)
+        elif char == 0x7B or char == 0x5B:
+            end = self._composite_end(pos, 0x7D if char == 0x7B else 0x5D)
+        else:
+            match = _SCALAR.match(buf, pos)
+            if match is None:
+                raise self._fail("invalid JSON value")
+            end = match.end()
+            if end == len(buf) and not self._eof:
+                end = -1  # a number may continue in the next chunk
+        if end < 0 and len(buf) - pos > self._max_record_bytes:
+            raise RecordTooLarge(self._max_record_bytes, index=self._index)
+        return end
+
+    def _composite_end(self, pos: int, closer: int) -> int:
+        buf = self._buf
+        search = max(pos, self._candidate_from)
+        for _ in range(_MAX_CANDIDATES):
+            candidate = buf.find(closer, search)
+            if candidate < 0:
+                if self._eof:
+                    break  # no more data: let the full scan say where the value ends
+                self._candidate_from = len(buf)
+                return -1
+            try:
+                orjson.loads(buf[pos : candidate + 1])
+            except orjson.JSONDecodeError:
+                search = candidate + 1
+                continue
+            self._candidate_from = 0
+            return candidate + 1
+        end = _scan_composite(buf, pos)
+        if end >= 0:
+            self._candidate_from = 0
+        return end
+
+
+def _string_end(buf: bytes, pos: int) -> int:
+    """End (exclusive) of the JSON string opening at ``pos``, or -1 if it is incomplete."""
+    search = pos + 1
+    while True:
+        quote = buf.find(b'"', search)
+        if quote < 0:
+            return -1
+        backslashes = 0
+        back = quote - 1
+        while buf[back] == 0x5C:  # \
+            backslashes += 1
+            back -= 1
+        if backslashes % 2 == 0:
+            return quote + 1
+        search = quote + 1
+
+
+_STRUCTURE = re.compile(rb'["{}\[\]]')
+
+
+def _scan_composite(buf: bytes, pos: int) -> int:
+    """Bracket-matching scan of the object or array at ``pos`` (the slow, general path)."""
+    depth = 0
+    search = pos
+    while True:
+        match = _STRUCTURE.search(buf, search)
+        if match is None:
+            return -1
+        at = match.start()
+        char = buf[at]
+        if char == 0x22:
+            end = _string_end(buf, at)
+            if end < 0:
+                return -1
+            search = end
+            continue
+        depth += 1 if char in (0x7B, 0x5B) else -1
+        search = at + 1
+        if depth == 0:
+            return search

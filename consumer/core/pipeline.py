@@ -1,0 +1,207 @@
+"""One pushed message, from body bytes to outcomes: parse -> validate -> enrich.
+
+``MessagePipeline`` is fed the (decompressed) body chunk by chunk and returns, per
+chunk, the events and dead letters that chunk completed. Envelope members may come in
+any order; records seen before ``msgGrpId`` and ``msgSerNbr`` are kept aside (in a
+spooled temporary file, so memory stays bounded) and processed once both are known.
+"""
+
+from __future__ import annotations
+
+import struct
+import tempfile
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+from consumer.core.enrich import Provenance, enrich
+from consumer.core.parse import EnvelopeField, MessageParser, RawRecord
+from consumer.core.records import RecordKind, RecordShape
+from consumer.core.validate import Rejection, validate_record
+from consumer.errors import InvalidEnvelope, LimitExceeded
+
+__all__ = ["DeadLetter", "Envelope", "Limits", "MessagePipeline", "ScanEvent"]
+
+_SPILL_IN_MEMORY = 8 << 20
+_LENGTH = struct.Struct("<I")
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Per-message limits (all settings)."""
+
+    max_record_bytes: int = 1 << 20
+    max_events: int = 1_000_000
+    max_string_length: int = 4096
+
+
+@dataclass
+class Envelope:
+    """The envelope of a pushed message; counts are None when the message left them out."""
+
+    msg_grp_id: str | None = None
+    msg_ser_nbr: int | None = None
+    tot_msg_cnt: int | None = None
+    rec_cnt: int | None = None
+    tot_rec_cnt: int | None = None
+
+    @property
+    def coordinates_known(self) -> bool:
+        """True once msgGrpId and msgSerNbr arrived: events can be built."""
+        return self.msg_grp_id is not None and self.msg_ser_nbr is not None
+
+
+_COUNTS = {"msgSerNbr": "msg_ser_nbr", "totMsgCnt": "tot_msg_cnt", "recCnt": "rec_cnt", "totRecCnt": "tot_rec_cnt"}
+
+
+@dataclass(slots=True)
+class ScanEvent:
+    """An event for a scan topic: its kind, Kafka key and Avro value."""
+
+    kind: RecordKind
+    key: str
+    value: dict[str, Any]
+
+
+@dataclass(slots=True)
+class DeadLetter:
+    """A rejected record for the dead-letter topic."""
+
+    key: str
+    value: dict[str, Any]
+    kind: RecordKind | None
+    reasons: list[tuple[str | None, str]] = field(default_factory=list)
+
+
+Outcome = ScanEvent | DeadLetter
+
+
+class MessagePipeline:
+    """Parses, validates and enriches one message, chunk by chunk."""
+
+    def __init__(
+        self,
+        *,
+        feed: str,
+        received_at_ms: int,
+        shapes: Mapping[RecordKind, RecordShape],
+        kind: RecordKind | None = None,
+        campaign: str | None = None,
+        limits: Limits = Limits(),
+    ) -> None:
+        self.feed_name = feed
+        self.kind = kind
+        self.envelope = Envelope()
+        self.records = 0
+        self._shapes = shapes
+        self._campaign = campaign
+        self._received_at_ms = received_at_ms
+        self._limits = limits
+        self._parser = MessageParser(max_record_bytes=limits.max_record_bytes)
+        self._provenance: Provenance | None = None
+        self._spill: tempfile.SpooledTemporaryFile[bytes] | None = None
+        self._events_seen = False
+
+    @property
+    def bytes_parsed(self) -> int:
+        """Decompressed body bytes fed so far."""
+        return self._parser.bytes_parsed
+
+    def feed(self, data: bytes) -> list[Outcome]:
+        """Process one chunk of the body; returns the outcomes it completed."""
+        return self._handle(self._parser.feed(data))
+
+    def finish(self) -> list[Outcome]:
+        """Process the end of the body. Raises MalformedMessage/InvalidEnvelope if incomplete."""
+        outcomes = self._handle(self._parser.close())
+        for name, value in (("msgGrpId", self.envelope.msg_grp_id), ("msgSerNbr", self.envelope.msg_ser_nbr)):
+            if value is None:
+                raise InvalidEnvelope(name, "is missing")
+        if "events" not in self._parser.members:
+            raise InvalidEnvelope("events", "is missing")
+        return outcomes
+
+    def _handle(self, items: list[EnvelopeField | RawRecord]) -> list[Outcome]:
+        outcomes: list[Outcome] = []
+        for item in items:
+            if isinstance(item, RawRecord):
+                self.records += 1
+                if self.records > self._limits.max_events:
+                    raise LimitExceeded("max_events_per_message", self._limits.max_events)
+                if self._provenance is None:
+                    self._keep_aside(item)
+                else:
+                    outcomes.append(self._process(item.index, item.raw, item.value))
+            else:
+                self._set_envelope(item.name, item.value)
+                if self._provenance is None and self.envelope.coordinates_known:
+                    self._provenance = Provenance(
+                        feed=self.feed_name,
+                        msg_grp_id=self.envelope.msg_grp_id,
+                        msg_ser_nbr=self.envelope.msg_ser_nbr,
+                        received_at_ms=self._received_at_ms,
+                        campaign=self._campaign,
+                    )
+                    outcomes.extend(self._replay())
+        return outcomes
+
+    def _set_envelope(self, name: str, value: Any) -> None:
+        if name == "msgGrpId":
+            if not isinstance(value, str) or not value.strip():
+                raise InvalidEnvelope(name, "must be a non-empty string")
+            if len(value) > 64:
+                raise InvalidEnvelope(name, "is longer than 64 characters")
+            self.envelope.msg_grp_id = value
+        elif name in _COUNTS:
+            if isinstance(value, str) and value.isdigit():
+                value = int(value)
+            if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < 2**63:
+                raise InvalidEnvelope(name, "must be a non-negative integer")
+            if name == "msgSerNbr" and value < 1:
+                raise InvalidEnvelope(name, "must be 1 or more")
+            setattr(self.envelope, _COUNTS[name], value)
+        # Members IV-MTR may add later are ignored rather than refused.
+
+    def _keep_aside(self, item: RawRecord) -> None:
+        if self._spill is None:
+            self._spill = tempfile.SpooledTemporaryFile(max_size=_SPILL_IN_MEMORY)
+        self._spill.write(_LENGTH.pack(item.index) + _LENGTH.pack(len(item.raw)) + item.raw)
+
+    def _replay(self) -> list[Outcome]:
+        spill, self._spill = self._spill, None
+        if spill is None:
+            return []
+        outcomes: list[Outcome] = []
+        with spill:
+            spill.seek(0)
+            while header := spill.read(8):
+                index, size = _LENGTH.unpack_from(header), _LENGTH.unpack_from(header, 4)
+                raw = spill.read(size[0])
+                outcomes.append(self._process(index[0], raw, orjson.loads(raw)))
+        return outcomes
+
+    def _process(self, index: int, raw: bytes, value: Any) -> Outcome:
+        provenance = self._provenance
+        assert provenance is not None
+        result = validate_record(
+            value, self._shapes, self.kind, max_string_length=self._limits.max_string_length
+        )
+        if isinstance(result, Rejection):
+            return self._dead_letter(provenance, index, raw, result)
+        return ScanEvent(result.kind, result.object_id, enrich(result, provenance, index))
+
+    def _dead_letter(self, provenance: Provenance, index: int, raw: bytes, rejection: Rejection) -> DeadLetter:
+        reasons = [(reason.field, reason.problem) for reason in rejection.reasons]
+        return DeadLetter(
+            key=f"{provenance.msg_grp_id}/{provenance.msg_ser_nbr}",
+            value={
+                "provenance": provenance.for_record(index),
+                "kind": rejection.kind.value if rejection.kind else None,
+                "reasons": [{"field": name, "problem": problem} for name, problem in reasons],
+                "raw": raw.decode(),
+            },
+            kind=rejection.kind,
+            reasons=reasons,
+        )

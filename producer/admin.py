@@ -1,0 +1,86 @@
+"""Topic administration: create the service's topics idempotently."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import TopicAlreadyExistsError
+
+from producer.kafka import kafka_errors
+
+__all__ = ["TopicSpec", "ensure_topics", "missing_topics"]
+
+
+@dataclass(frozen=True)
+class TopicSpec:
+    """How to create one topic."""
+
+    name: str
+    partitions: int = 6
+    replication_factor: int = 1
+    config: tuple[tuple[str, str], ...] = ()
+
+
+async def _admin(bootstrap_servers: str, timeout_ms: int) -> AIOKafkaAdminClient:
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers, request_timeout_ms=timeout_ms)
+    with kafka_errors():
+        await asyncio.wait_for(admin.start(), timeout_ms / 1000)
+    return admin
+
+
+async def missing_topics(
+    bootstrap_servers: str, names: Iterable[str], *, timeout_ms: int = 10_000
+) -> list[str]:
+    """Those of ``names`` that do not exist on the cluster."""
+    admin = await _admin(bootstrap_servers, timeout_ms)
+    try:
+        with kafka_errors():
+            existing = set(await asyncio.wait_for(admin.list_topics(), timeout_ms / 1000))
+    finally:
+        with contextlib.suppress(Exception):
+            await admin.close()
+    return [name for name in names if name not in existing]
+
+
+async def ensure_topics(
+    bootstrap_servers: str, specs: Iterable[TopicSpec], *, timeout_ms: int = 30_000
+) -> list[str]:
+    """Create the topics that do not exist yet; returns the names created."""
+    specs = list(specs)
+    admin = await _admin(bootstrap_servers, timeout_ms)
+    try:
+        with kafka_errors():
+            existing = set(await admin.list_topics())
+            wanted = [spec for spec in specs if spec.name not in existing]
+            if not wanted:
+                return []
+            new_topics = [
+                NewTopic(
+                    name=spec.name,
+                    num_partitions=spec.partitions,
+                    replication_factor=spec.replication_factor,
+                    topic_configs=dict(spec.config),
+                )
+                for spec in wanted
+            ]
+            with contextlib.suppress(TopicAlreadyExistsError):
+                # Another replica may create the same topic at the same moment.
+                await admin.create_topics(new_topics)
+            await _wait_for_metadata(admin, [spec.name for spec in wanted], timeout_ms / 1000)
+    finally:
+        with contextlib.suppress(Exception):
+            await admin.close()
+    return [spec.name for spec in wanted]
+
+
+async def _wait_for_metadata(admin: AIOKafkaAdminClient, names: list[str], timeout: float) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while loop.time() < deadline:
+        if set(names) <= set(await admin.list_topics()):
+            return
+        await asyncio.sleep(0.1)

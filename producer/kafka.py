@@ -1,0 +1,185 @@
+"""A thin wrapper over aiokafka's transactional producer.
+
+Nothing touches the network before ``start()``. aiokafka's errors are translated into
+``producer.errors`` where they are raised, so callers never see aiokafka types.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Iterator, Mapping
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
+
+from aiokafka import AIOKafkaProducer
+from aiokafka.errors import KafkaConnectionError, KafkaError, KafkaTimeoutError
+from aiokafka.partitioner import murmur2
+
+from producer.errors import KafkaUnavailable, PublishError, TransactionAborted
+from producer.topics import KafkaMessage
+
+__all__ = ["KafkaConfig", "PartitionedBatches", "TransactionalProducer", "kafka_errors", "partition_for"]
+
+
+@dataclass(frozen=True)
+class KafkaConfig:
+    """Connection and producer settings (a subset of the service settings)."""
+
+    bootstrap_servers: str = "127.0.0.1:9092"
+    client_id: str = "ivmtr-stream"
+    linger_ms: int = 5
+    max_batch_bytes: int = 512 * 1024
+    max_request_bytes: int = 4 * 1024 * 1024
+    compression: str | None = None
+    request_timeout_ms: int = 30_000
+    transaction_timeout_ms: int = 300_000
+
+
+@contextlib.contextmanager
+def kafka_errors() -> Iterator[None]:
+    """Translate aiokafka errors into ``producer.errors``."""
+    try:
+        yield
+    except (KafkaConnectionError, KafkaTimeoutError) as exc:
+        raise KafkaUnavailable(str(exc) or type(exc).__name__) from exc
+    except KafkaError as exc:
+        raise PublishError(str(exc) or type(exc).__name__) from exc
+
+
+@lru_cache(maxsize=1 << 16)
+def _key_hash(key: bytes) -> int:
+    # aiokafka's murmur2 is pure Python; scans of one piece repeat their key, so cache.
+    return int(murmur2(key)) & 0x7FFFFFFF
+
+
+def partition_for(key: bytes | None, partitions: int, fallback: int = 0) -> int:
+    """The partition the Java client's default partitioner picks for ``key``."""
+    if key is None:
+        return fallback % partitions
+    return _key_hash(key) % partitions
+
+
+class PartitionedBatches:
+    """Fills one aiokafka batch per topic-partition and submits each as it fills.
+
+    The batch API costs far less per record than one ``send()`` each (aiokafka #528).
+    """
+
+    def __init__(self, producer: AIOKafkaProducer, partitions: Mapping[str, int]) -> None:
+        self._producer = producer
+        self._partitions = partitions
+        self._open: dict[tuple[str, int], Any] = {}
+        self._pending: list[asyncio.Future[Any]] = []
+        self._round_robin = 0
+        self.records = 0
+
+    async def add(self, message: KafkaMessage) -> None:
+        """Queue one message; submits its partition's batch when that batch is full."""
+        count = self._partitions.get(message.topic)
+        if count is None:
+            raise PublishError(f"topic {message.topic!r} is not known to the producer")
+        self._round_robin += 1
+        partition = partition_for(message.key, count, self._round_robin)
+        slot = (message.topic, partition)
+        batch = self._open.get(slot)
+        if batch is None:
+            batch = self._open[slot] = self._producer.create_batch()
+        if batch.append(key=message.key, value=message.value, timestamp=None, headers=list(message.headers)) is None:
+            await self._submit(slot)
+            batch = self._open[slot] = self._producer.create_batch()
+            appended = batch.append(
+                key=message.key, value=message.value, timestamp=None, headers=list(message.headers)
+            )
+            if appended is None:
+                raise PublishError(f"a record of {len(message.value)} bytes exceeds the batch size")
+        self.records += 1
+
+    async def _submit(self, slot: tuple[str, int]) -> None:
+        batch = self._open.pop(slot)
+        batch.close()
+        with kafka_errors():
+            future = await self._producer.send_batch(batch, slot[0], partition=slot[1])
+        self._pending.append(future)
+
+    async def flush(self) -> None:
+        """Submit every open batch and wait until the broker acknowledged all of them."""
+        for slot in list(self._open):
+            await self._submit(slot)
+        with kafka_errors():
+            await asyncio.gather(*self._pending)
+        self._pending.clear()
+
+
+class TransactionalProducer:
+    """One aiokafka producer with a transactional id: one open transaction at a time."""
+
+    def __init__(self, config: KafkaConfig, transactional_id: str) -> None:
+        self.config = config
+        self.transactional_id = transactional_id
+        self._producer: AIOKafkaProducer | None = None
+        self._partitions: dict[str, int] = {}
+        self.broken = False
+
+    async def start(self, topics: list[str]) -> None:
+        """Connect, register the transactional id (fencing any older holder) and load topic metadata."""
+        config = self.config
+        producer = AIOKafkaProducer(
+            bootstrap_servers=config.bootstrap_servers,
+            client_id=config.client_id,
+            transactional_id=self.transactional_id,
+            enable_idempotence=True,
+            acks="all",
+            linger_ms=config.linger_ms,
+            max_batch_size=config.max_batch_bytes,
+            max_request_size=config.max_request_bytes,
+            compression_type=config.compression,
+            request_timeout_ms=config.request_timeout_ms,
+            transaction_timeout_ms=config.transaction_timeout_ms,
+        )
+        try:
+            with kafka_errors():
+                await producer.start()
+                for topic in topics:
+                    partitions = await producer.partitions_for(topic)
+                    self._partitions[topic] = len(partitions)
+        except BaseException:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(producer.stop(), 5)
+            raise
+        self._producer = producer
+
+    async def stop(self) -> None:
+        """Flush and close; idempotent. Bounded, since aiokafka can hang with no broker (#1101)."""
+        producer, self._producer = self._producer, None
+        if producer is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(producer.stop(), self.config.request_timeout_ms / 1000)
+
+    @contextlib.asynccontextmanager
+    async def transaction(self) -> AsyncIterator[PartitionedBatches]:
+        """Commit on a clean exit, abort on an exception. Marks itself broken if abort fails."""
+        producer = self._producer
+        if producer is None:
+            raise KafkaUnavailable("producer is not started")
+        with kafka_errors():
+            await producer.begin_transaction()
+        batches = PartitionedBatches(producer, self._partitions)
+        try:
+            yield batches
+            await batches.flush()
+            with kafka_errors():
+                await producer.commit_transaction()
+        except BaseException as exc:
+            await self._abort(producer)
+            if isinstance(exc, KafkaError):
+                raise TransactionAborted(str(exc) or type(exc).__name__) from exc
+            raise
+
+    async def _abort(self, producer: AIOKafkaProducer) -> None:
+        try:
+            await asyncio.wait_for(producer.abort_transaction(), self.config.request_timeout_ms / 1000)
+        except Exception:
+            # A producer whose abort failed is in an unknown state: the pool replaces it.
+            self.broken = True

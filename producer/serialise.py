@@ -1,0 +1,61 @@
+"""Avro serialisers: plain callables from a mapping to bytes, and back.
+
+Values are written in Avro single-object encoding (marker ``C3 01``, the schema's
+8-byte CRC-64-AVRO fingerprint, then the Avro binary body), so a subscriber can pick
+the schema from ``schemas/`` by fingerprint with no registry.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import fastavro
+
+from producer.errors import SerializationError
+from producer.schemas import Schema
+
+__all__ = ["SINGLE_OBJECT_MARKER", "AvroSingleObject", "SingleObjectDecoder"]
+
+SINGLE_OBJECT_MARKER = b"\xc3\x01"
+
+
+class AvroSingleObject:
+    """Serialises a mapping to Avro single-object encoding under one schema."""
+
+    content_type = "application/vnd.apache.avro+binary; encoding=single-object"
+
+    def __init__(self, schema: Schema) -> None:
+        self.schema = schema
+        self._header = SINGLE_OBJECT_MARKER + schema.fingerprint
+        self._parsed = schema.parsed
+
+    def __call__(self, value: Mapping[str, Any]) -> bytes:
+        buffer = io.BytesIO()
+        buffer.write(self._header)
+        try:
+            fastavro.schemaless_writer(buffer, self._parsed, value)
+        except (ValueError, TypeError, KeyError, AttributeError) as exc:
+            raise SerializationError(f"{self.schema.name}: {exc}") from exc
+        return buffer.getvalue()
+
+
+class SingleObjectDecoder:
+    """Decodes single-object-encoded values of any of the given schemas."""
+
+    def __init__(self, schemas: Iterable[Schema]) -> None:
+        self._by_fingerprint = {schema.fingerprint: schema for schema in schemas}
+
+    def schema_of(self, data: bytes) -> Schema:
+        """The schema a value was written with; ValueError when it is not one of ours."""
+        if data[:2] != SINGLE_OBJECT_MARKER:
+            raise ValueError("not Avro single-object encoding (no C3 01 marker)")
+        schema = self._by_fingerprint.get(data[2:10])
+        if schema is None:
+            raise ValueError(f"unknown schema fingerprint {data[2:10].hex()}")
+        return schema
+
+    def __call__(self, data: bytes) -> Any:
+        schema = self.schema_of(data)
+        return fastavro.schemaless_reader(io.BytesIO(data[10:]), schema.parsed, None)

@@ -1,0 +1,97 @@
+"""Topics own their serialisers: a sender names a topic, never a serialiser.
+
+The topic table is built from a name prefix (``ivmtr.`` by default):
+
+    <prefix>piece-scans          PieceScan          key: 20-digit IMb tracking code
+    <prefix>bundle-scans         BundleScan         key: 20-digit IMb tracking code of the top piece
+    <prefix>handling-unit-scans  HandlingUnitScan   key: 24-digit IMtb
+    <prefix>container-scans      ContainerScan      key: 21-character IMcb
+    <prefix>dead-letters         DeadLetter         key: msgGrpId/msgSerNbr
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from producer.schemas import Schema, load_schema
+from producer.serialise import AvroSingleObject
+
+__all__ = ["KafkaMessage", "Topic", "TopicTable"]
+
+Headers = tuple[tuple[str, bytes], ...]
+
+
+@dataclass(frozen=True, slots=True)
+class KafkaMessage:
+    """One record ready for Kafka: topic, key and value bytes, headers."""
+
+    topic: str
+    key: bytes | None
+    value: bytes
+    headers: Headers = ()
+
+
+class Topic:
+    """A Kafka topic with the schema and serialiser of its values."""
+
+    def __init__(self, name: str, schema: Schema) -> None:
+        self.name = name
+        self.schema = schema
+        self._serialise = AvroSingleObject(schema)
+
+    def __repr__(self) -> str:
+        return f"Topic({self.name!r}, {self.schema.name!r})"
+
+    def message(
+        self, key: str | None, value: Mapping[str, Any], headers: Sequence[tuple[str, bytes]] = ()
+    ) -> KafkaMessage:
+        """Serialise one value for this topic. Headers always name the value's schema."""
+        return KafkaMessage(
+            topic=self.name,
+            key=None if key is None else key.encode(),
+            value=self._serialise(value),
+            headers=(("ivmtr.schema", self.schema.name.encode()), *headers),
+        )
+
+
+@dataclass(frozen=True)
+class TopicTable:
+    """Every topic the service writes to."""
+
+    piece_scans: Topic
+    bundle_scans: Topic
+    handling_unit_scans: Topic
+    container_scans: Topic
+    dead_letters: Topic
+
+    @classmethod
+    def build(cls, prefix: str = "ivmtr.", schema_directory: Path | None = None) -> TopicTable:
+        """The topic table for a name prefix, with schemas loaded from ``schemas/``."""
+
+        def topic(suffix: str, schema_name: str) -> Topic:
+            return Topic(f"{prefix}{suffix}", load_schema(f"ivmtr.events.{schema_name}", schema_directory))
+
+        return cls(
+            piece_scans=topic("piece-scans", "PieceScan"),
+            bundle_scans=topic("bundle-scans", "BundleScan"),
+            handling_unit_scans=topic("handling-unit-scans", "HandlingUnitScan"),
+            container_scans=topic("container-scans", "ContainerScan"),
+            dead_letters=topic("dead-letters", "DeadLetter"),
+        )
+
+    def __iter__(self) -> Iterator[Topic]:
+        yield self.piece_scans
+        yield self.bundle_scans
+        yield self.handling_unit_scans
+        yield self.container_scans
+        yield self.dead_letters
+
+    def by_name(self, name: str) -> Topic:
+        """The topic called ``name``; KeyError when it is not one of ours."""
+        for topic in self:
+            if topic.name == name:
+                return topic
+        raise KeyError(name)
