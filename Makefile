@@ -1,0 +1,41 @@
+# The two commands of the README: `make run` and `make test`. Everything else is a step of those.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: install kafka kafka-stop topics run test lint bench clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[dev]'
+	touch $@
+
+install: $(STAMP)
+
+kafka:
+	scripts/kafka start
+
+kafka-stop:
+	scripts/kafka stop
+
+topics: install kafka
+	$(BIN)/ivmtr-stream topics create
+
+run: install kafka topics
+	$(BIN)/ivmtr-stream serve
+
+test: install kafka
+	$(BIN)/python -m pytest
+
+lint: install
+	$(BIN)/ruff check consumer producer tests bench
+	$(BIN)/ruff format --check consumer producer tests bench
+	$(BIN)/mypy
+
+bench: install kafka
+	$(BIN)/python bench/ingest.py
+
+clean:
+	rm -rf $(VENV) .local build *.egg-info

@@ -1,0 +1,204 @@
+"""Fixtures for tests against the real broker and the real service process.
+
+The service runs as it does in production (``python -m consumer serve``, uvicorn) in a
+subprocess with its own topic prefix, so test sessions never see each other's data.
+Topics are read back the way a subscriber would: a read_committed consumer and a plain
+fastavro reader over the files in ``schemas/``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import os
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import fastavro
+import fastavro.schema
+import httpx
+import pytest
+import pytest_asyncio
+from aiokafka import AIOKafkaConsumer, TopicPartition
+
+ROOT = Path(__file__).resolve().parents[2]
+BOOTSTRAP = os.environ.get("IVMTR_KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092")
+SCHEMAS = ROOT / "schemas"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def require_broker() -> None:
+    host, port = BOOTSTRAP.split(",")[0].rsplit(":", 1)
+    try:
+        socket.create_connection((host, int(port)), timeout=2).close()
+    except OSError:
+        pytest.fail(f"no Kafka broker at {BOOTSTRAP}: run `scripts/kafka start` (make test does)")
+
+
+@dataclass
+class Service:
+    """A running service process."""
+
+    url: str
+    prefix: str
+    process: subprocess.Popen[bytes]
+    log_path: Path
+
+    def topic(self, suffix: str) -> str:
+        return f"{self.prefix}{suffix}"
+
+    def logs(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+
+def start_service(tmp: Path, prefix: str, **env: str) -> Service:
+    """Start ``ivmtr-stream serve`` and wait until /readyz answers 200."""
+    port = free_port()
+    log_path = tmp / f"service-{port}.log"
+    environment = {
+        **os.environ,
+        "IVMTR_PORT": str(port),
+        "IVMTR_TOPIC_PREFIX": prefix,
+        "IVMTR_REPLICA_ID": uuid.uuid4().hex[:8],
+        "IVMTR_LOG_FORMAT": "json",
+        "IVMTR_KAFKA_BOOTSTRAP_SERVERS": BOOTSTRAP,
+        **env,
+    }
+    with log_path.open("wb") as log_file:  # the child keeps its own descriptor
+        process = subprocess.Popen(
+            [sys.executable, "-m", "consumer", "serve"],
+            cwd=ROOT,
+            env=environment,
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+        )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"service exited with {process.returncode}:\n{log_path.read_text()}")
+        try:
+            if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
+                return Service(url, prefix, process, log_path)
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    process.kill()
+    raise RuntimeError(f"service did not become ready:\n{log_path.read_text()}")
+
+
+def stop_service(service: Service) -> None:
+    service.process.terminate()
+    try:
+        service.process.wait(30)
+    except subprocess.TimeoutExpired:
+        service.process.kill()
+        service.process.wait()
+
+
+@pytest.fixture(scope="session")
+def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
+    require_broker()
+    running = start_service(tmp_path_factory.mktemp("service"), f"it-{uuid.uuid4().hex[:8]}.")
+    try:
+        yield running
+    finally:
+        stop_service(running)
+
+
+@pytest_asyncio.fixture
+async def client(service: Service) -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(base_url=service.url, timeout=120) as http:
+        yield http
+
+
+class SchemaFiles:
+    """A subscriber's decoder: single-object encoding, schemas from ``schemas/`` only."""
+
+    def __init__(self) -> None:
+        self.by_fingerprint: dict[bytes, tuple[str, Any]] = {}
+        for path in SCHEMAS.glob("ivmtr.events.*.avsc"):
+            parsed = fastavro.schema.load_schema(str(path))
+            if parsed.get("type") != "record":
+                continue
+            canonical = fastavro.schema.to_parsing_canonical_form(parsed)
+            fingerprint = bytes.fromhex(fastavro.schema.fingerprint(canonical, "CRC-64-AVRO"))
+            self.by_fingerprint[fingerprint] = (path.stem, parsed)
+
+    def decode(self, data: bytes) -> tuple[str, Any]:
+        assert data[:2] == b"\xc3\x01", "not Avro single-object encoding"
+        name, parsed = self.by_fingerprint[data[2:10]]
+        return name, fastavro.schemaless_reader(io.BytesIO(data[10:]), parsed, None)
+
+
+SCHEMA_FILES = SchemaFiles()
+
+
+@dataclass
+class Consumed:
+    """One record read back from Kafka."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: str | None
+    headers: dict[str, str]
+    schema: str
+    value: dict[str, Any]
+
+
+async def consume(topic: str, *, msg_grp_id: str | None = None, timeout: float = 20) -> list[Consumed]:
+    """Every committed record of ``topic`` (optionally of one message group), in offset order."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=BOOTSTRAP, isolation_level="read_committed")
+    await consumer.start()
+    try:
+        metadata = await consumer._client.fetch_all_metadata()
+        partitions = [TopicPartition(topic, p) for p in metadata.partitions_for_topic(topic) or ()]
+        assert partitions, f"topic {topic} does not exist"
+        consumer.assign(partitions)
+        await consumer.seek_to_beginning(*partitions)
+        end = await consumer.end_offsets(partitions)
+        records: list[Consumed] = []
+        deadline = asyncio.get_running_loop().time() + timeout
+        while asyncio.get_running_loop().time() < deadline:
+            positions = [await consumer.position(tp) for tp in partitions]
+            if all(position >= end[tp] for position, tp in zip(positions, partitions, strict=True)):
+                break
+            batch = await consumer.getmany(timeout_ms=300)
+            for tp, items in batch.items():
+                for item in items:
+                    schema, value = SCHEMA_FILES.decode(item.value)
+                    headers = {name: raw.decode() for name, raw in item.headers}
+                    if msg_grp_id is not None and headers.get("ivmtr.msg_grp_id") != msg_grp_id:
+                        continue
+                    records.append(
+                        Consumed(
+                            tp.topic,
+                            tp.partition,
+                            item.offset,
+                            item.key.decode() if item.key is not None else None,
+                            headers,
+                            schema,
+                            value,
+                        )
+                    )
+        return records
+    finally:
+        await consumer.stop()
+
+
+def message_group_id() -> str:
+    """A fresh msgGrpId shaped like IV-MTR's (epoch ms + random suffix)."""
+    return f"{int(time.time() * 1000)}{uuid.uuid4().hex[:7].upper()}"
