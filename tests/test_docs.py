@@ -1,0 +1,52 @@
+"""The README and docker-compose.yml stay true to the code."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import yaml
+
+from consumer.settings import Settings
+
+ROOT = Path(__file__).resolve().parents[1]
+README = (ROOT / "README.md").read_text()
+
+
+def _default(name: str) -> str:
+    field = Settings.model_fields[name]
+    value = field.default_factory() if field.default_factory is not None else field.default  # type: ignore[call-arg]
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    if isinstance(value, dict):
+        return "{}"
+    return str(value)
+
+
+def test_every_setting_is_documented_with_its_default() -> None:
+    rows = dict(re.findall(r"^\| `(IVMTR_[A-Z0-9_]+)` \| `([^`]*)` \|", README, re.MULTILINE))
+    expected = {f"IVMTR_{name.upper()}": _default(name) for name in Settings.model_fields}
+    assert rows == expected
+
+
+def test_compose_runs_the_service_against_its_kafka() -> None:
+    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    service = compose["services"]["ivmtr-stream"]
+    settings = {f"IVMTR_{name.upper()}" for name in Settings.model_fields}
+    assert set(service["environment"]) <= settings
+    kafka = compose["services"]["kafka"]
+    assert service["environment"]["IVMTR_KAFKA_BOOTSTRAP_SERVERS"] == kafka["environment"][
+        "KAFKA_ADVERTISED_LISTENERS"
+    ].removeprefix("PLAINTEXT://")
+    assert kafka["image"].startswith("apache/kafka:4.")
+    assert kafka["environment"]["KAFKA_TRANSACTION_STATE_LOG_MIN_ISR"] == "1"
+
+
+def test_readme_sample_message_is_valid_json_of_the_documented_shape() -> None:
+    import orjson
+
+    message = orjson.loads((ROOT / "examples" / "message.json").read_bytes())
+    assert {"msgGrpId", "msgSerNbr", "totMsgCnt", "recCnt", "totRecCnt", "events"} <= set(message)
+    assert message["recCnt"] == len(message["events"])
