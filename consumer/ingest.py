@@ -135,8 +135,10 @@ class MessageIngest:
 
     async def _add(self, batches: PartitionedBatches, messages: list[KafkaMessage]) -> None:
         try:
-            for message in messages:
-                await asyncio.wait_for(batches.add(message), self._kafka_timeout_s)
+            # One deadline per chunk: wait_for per record would create a task for each.
+            async with asyncio.timeout(self._kafka_timeout_s):
+                for message in messages:
+                    await batches.add(message)
         except (PublishError, TimeoutError) as exc:
             raise Unavailable(f"Kafka did not take the message: {exc or 'timed out'}") from exc
 

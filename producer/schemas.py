@@ -50,5 +50,6 @@ class Schema:
 def load_schema(full_name: str, directory: Path | None = None) -> Schema:
     """Load the schema ``<full_name>.avsc`` with every schema it references."""
     path = (directory or schema_dir()) / f"{full_name}.avsc"
-    parsed = fastavro.schema.load_schema(str(path), _write_hint=False)
+    # The write hint marks the schema as parsed; without it fastavro re-parses on every write.
+    parsed = fastavro.schema.load_schema(str(path))
     return Schema(name=full_name, parsed=parsed)
