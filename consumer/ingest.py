@@ -100,13 +100,18 @@ class MessageIngest:
         )
         summary = IngestSummary(feed=feed)
         async with contextlib.AsyncExitStack() as stack:
+            stack.callback(pipeline.close)
             batches: PartitionedBatches | None = None
             async for chunk in body:
-                messages = await asyncio.to_thread(self._serialise, pipeline, pipeline.feed, chunk, summary)
+                messages = await asyncio.to_thread(
+                    self._serialise, pipeline, pipeline.feed, chunk, summary
+                )
                 if messages:
                     batches = batches or await self._open(stack)
                     await self._add(batches, messages)
-            messages = await asyncio.to_thread(self._serialise, pipeline, lambda _: pipeline.finish(), b"", summary)
+            messages = await asyncio.to_thread(
+                self._serialise, pipeline, lambda _: pipeline.finish(), b"", summary
+            )
             batches = batches or await self._open(stack)
             await self._add(batches, messages)
             summary.body_bytes = pipeline.bytes_parsed
@@ -149,7 +154,9 @@ class MessageIngest:
         outcomes: list[Outcome] = step(chunk)
         return [self._message(outcome, pipeline, summary) for outcome in outcomes]
 
-    def _message(self, outcome: Outcome, pipeline: MessagePipeline, summary: IngestSummary) -> KafkaMessage:
+    def _message(
+        self, outcome: Outcome, pipeline: MessagePipeline, summary: IngestSummary
+    ) -> KafkaMessage:
         summary.received += 1
         envelope = pipeline.envelope
         headers = (

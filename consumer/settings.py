@@ -6,10 +6,12 @@ environment. An invalid value stops start-up with a message naming the setting.
 
 from __future__ import annotations
 
+import re
 from typing import Literal
 
 from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import SettingsError as SourceError
 
 from consumer.core.records import RecordKind
 
@@ -30,42 +32,61 @@ class Settings(BaseSettings):
     port: int = Field(8080, ge=0, le=65535, description="Port the HTTP server listens on.")
 
     # Kafka
-    kafka_bootstrap_servers: str = Field("127.0.0.1:9092", min_length=1, description="Kafka bootstrap servers.")
+    kafka_bootstrap_servers: str = Field(
+        "127.0.0.1:9092", min_length=1, description="Kafka bootstrap servers."
+    )
     topic_prefix: str = Field("ivmtr.", description="Prefix of every topic name.")
     topic_partitions: int = Field(6, ge=1, description="Partitions of topics the service creates.")
-    topic_replication_factor: int = Field(1, ge=1, description="Replication factor of topics it creates.")
+    topic_replication_factor: int = Field(
+        1, ge=1, description="Replication factor of topics it creates."
+    )
     create_topics: bool = Field(True, description="Create missing topics at start-up.")
     replica_id: str = Field(
         "0",
         pattern=r"^[A-Za-z0-9._-]{1,64}$",
         description="Unique per running replica: part of the Kafka transactional ids.",
     )
-    transactional_id_prefix: str = Field("ivmtr-stream", min_length=1, description="Prefix of transactional ids.")
+    transactional_id_prefix: str = Field(
+        "ivmtr-stream", min_length=1, description="Prefix of transactional ids."
+    )
     producer_pool_size: int = Field(4, ge=1, le=64, description="Messages published concurrently.")
     linger_ms: int = Field(5, ge=0, description="Producer linger time.")
-    max_batch_bytes: int = Field(512 * 1024, ge=16 * 1024, description="Producer batch size per partition.")
-    compression: Literal["none", "gzip", "snappy", "lz4", "zstd"] = Field("none", description="Kafka compression.")
-    kafka_timeout_s: float = Field(30.0, gt=0, description="Bound on waiting for Kafka per request.")
+    max_batch_bytes: int = Field(
+        512 * 1024, ge=16 * 1024, description="Producer batch size per partition."
+    )
+    compression: Literal["none", "gzip", "snappy", "lz4", "zstd"] = Field(
+        "none", description="Kafka compression."
+    )
+    kafka_timeout_s: float = Field(
+        30.0, gt=0, description="Bound on waiting for Kafka per request."
+    )
     transaction_timeout_s: float = Field(300.0, gt=0, description="Kafka transaction timeout.")
 
     # Feeds
     feed_kinds: dict[str, RecordKind] = Field(
         default_factory=dict,
-        description='Feeds fixed to one record kind, as JSON: {"bundles": "bundle"}. Others detect per record.',
+        description='Feeds fixed to one record kind, as JSON: {"bundles": "bundle"}.',
     )
     feed_campaigns: dict[str, str] = Field(
-        default_factory=dict, description='Campaign label per feed, as JSON: {"spring": "Spring 2026"}.'
+        default_factory=dict,
+        description='Campaign label per feed, as JSON: {"spring": "Spring 2026"}.',
     )
 
     # Limits
-    max_body_bytes: int = Field(512 << 20, ge=1024, description="Largest request body as sent (compressed).")
-    max_decompressed_bytes: int = Field(2 << 30, ge=1024, description="Largest body after decompression.")
+    max_body_bytes: int = Field(
+        512 << 20, ge=1024, description="Largest request body as sent (compressed)."
+    )
+    max_decompressed_bytes: int = Field(
+        2 << 30, ge=1024, description="Largest body after decompression."
+    )
     max_record_bytes: int = Field(1 << 20, ge=1024, description="Largest single record.")
     max_events_per_message: int = Field(2_000_000, ge=1, description="Most records in one message.")
     max_string_length: int = Field(4096, ge=64, description="Longest string value in a record.")
 
     # Logging
-    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", description="Log level.")
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
+        "INFO", description="Log level."
+    )
     log_format: Literal["auto", "json", "console"] = Field(
         "auto", description="auto: console on a terminal, JSON lines otherwise."
     )
@@ -86,3 +107,8 @@ def load_settings(**overrides: object) -> Settings:
             name = ".".join(str(part) for part in error["loc"]) or "settings"
             problems.append(f"IVMTR_{name.upper()}: {error['msg']}")
         raise SettingsError("invalid settings: " + "; ".join(problems)) from exc
+    except SourceError as exc:
+        # Raised while reading a source, e.g. a dict setting that is not JSON.
+        match = re.search(r'field "(\w+)"', str(exc))
+        name = f"IVMTR_{match.group(1).upper()}" if match else "settings"
+        raise SettingsError(f"invalid settings: {name}: {exc}") from exc

@@ -36,7 +36,7 @@ class AvroSingleObject:
         buffer.write(self._header)
         try:
             fastavro.schemaless_writer(buffer, self._parsed, value)
-        except (ValueError, TypeError, KeyError, AttributeError) as exc:
+        except (ValueError, TypeError, KeyError, AttributeError, OverflowError) as exc:
             raise SerializationError(f"{self.schema.name}: {exc}") from exc
         return buffer.getvalue()
 

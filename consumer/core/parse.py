@@ -22,7 +22,7 @@ from typing import Any
 
 import orjson
 
-from consumer.errors import MalformedMessage, RecordTooLarge
+from consumer.errors import LimitExceeded, MalformedMessage, RecordTooLarge
 
 __all__ = ["EnvelopeField", "MessageParser", "RawRecord"]
 
@@ -62,6 +62,7 @@ class _State(Enum):
 
 _WHITESPACE = re.compile(rb"[ \t\n\r]*")
 _SCALAR = re.compile(rb"-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?|true|false|null")
+_DELIMITER = re.compile(rb"[,\]} \t\n\r]")
 # A closer can sit inside a string or a nested value, so a candidate end is only
 # accepted when orjson parses the slice; past this many tries a full scan decides.
 _MAX_CANDIDATES = 8
@@ -78,6 +79,7 @@ class MessageParser:
         self._keys: set[str] = set()
         self._index = 0
         self._candidate_from = 0  # resume point when a record spans chunks
+        self._candidate_tries = 0  # candidate ends tried for the current value, over all chunks
         self._max_record_bytes = max_record_bytes
         self._eof = False
         self.bytes_parsed = 0
@@ -106,7 +108,9 @@ class MessageParser:
         items: list[Item] = []
         self._run(items)
         if self._state is not _State.DONE:
-            raise MalformedMessage(f"message ends early ({self._expectation()})", offset=self._offset())
+            raise MalformedMessage(
+                f"message ends early ({self._expectation()})", offset=self._offset()
+            )
         return items
 
     def _offset(self) -> int:
@@ -129,7 +133,7 @@ class MessageParser:
     def _fail(self, problem: str | None = None) -> MalformedMessage:
         return MalformedMessage(problem or self._expectation(), offset=self._offset())
 
-    def _run(self, items: list[Item]) -> None:  # noqa: C901 - one state machine reads best whole
+    def _run(self, items: list[Item]) -> None:
         buf = self._buf
         while True:
             pos = _WHITESPACE.match(buf, self._pos).end()  # type: ignore[union-attr]
@@ -193,7 +197,7 @@ class MessageParser:
                     self._pos = pos + 1
                     self._state = _State.EVENT_OR_END
                     continue
-                end = self._value_end(pos)
+                end = self._value_end(pos, self._key)
                 if end < 0:
                     return
                 items.append(EnvelopeField(self._key, self._loads(buf[pos:end])))
@@ -216,8 +220,11 @@ class MessageParser:
         except orjson.JSONDecodeError as exc:
             raise self._fail(f"invalid JSON: {exc}") from exc
 
-    def _value_end(self, pos: int) -> int:
-        """End (exclusive) of the JSON value at ``pos``, or -1 when more data is needed."""
+    def _value_end(self, pos: int, member: str | None = None) -> int:
+        """End (exclusive) of the JSON value at ``pos``, or -1 when more data is needed.
+
+        ``member`` names an envelope member; None means a record of ``events``.
+        """
         buf = self._buf
         char = buf[pos]
         if char == 0x22:
@@ -225,37 +232,57 @@ class MessageParser:
         elif char == 0x7B or char == 0x5B:
             end = self._composite_end(pos, 0x7D if char == 0x7B else 0x5D)
         else:
-            match = _SCALAR.match(buf, pos)
-            if match is None:
-                raise self._fail("invalid JSON value")
-            end = match.end()
-            if end == len(buf) and not self._eof:
-                end = -1  # a number may continue in the next chunk
-        if end < 0 and len(buf) - pos > self._max_record_bytes:
-            raise RecordTooLarge(self._max_record_bytes, index=self._index)
+            end = self._scalar_end(pos)
+        if (end if end >= 0 else len(buf)) - pos > self._max_record_bytes:
+            if member is None:
+                raise RecordTooLarge(self._max_record_bytes, index=self._index)
+            raise LimitExceeded(
+                "max_record_bytes",
+                self._max_record_bytes,
+                f"member {member!r} is larger than max_record_bytes={self._max_record_bytes}",
+            )
+        return end
+
+    def _scalar_end(self, pos: int) -> int:
+        # A number or literal ends at a delimiter; without one it may go on in the next chunk.
+        buf = self._buf
+        delimiter = _DELIMITER.search(buf, pos)
+        if delimiter is None:
+            if not self._eof:
+                return -1
+            end = len(buf)
+        else:
+            end = delimiter.start()
+        if _SCALAR.fullmatch(buf, pos, end) is None:
+            raise self._fail("invalid JSON value")
         return end
 
     def _composite_end(self, pos: int, closer: int) -> int:
         buf = self._buf
         search = max(pos, self._candidate_from)
-        for _ in range(_MAX_CANDIDATES):
+        while self._candidate_tries < _MAX_CANDIDATES:
             candidate = buf.find(closer, search)
             if candidate < 0:
-                if self._eof:
-                    break  # no more data: let the full scan say where the value ends
-                self._candidate_from = len(buf)
-                return -1
+                if not self._eof:
+                    self._candidate_from = len(buf)
+                    return -1
+                break  # no more data: let the full scan say where the value ends
+            self._candidate_tries += 1
             try:
                 orjson.loads(buf[pos : candidate + 1])
             except orjson.JSONDecodeError:
                 search = candidate + 1
                 continue
-            self._candidate_from = 0
+            self._next_value()
             return candidate + 1
         end = _scan_composite(buf, pos)
         if end >= 0:
-            self._candidate_from = 0
+            self._next_value()
         return end
+
+    def _next_value(self) -> None:
+        self._candidate_from = 0
+        self._candidate_tries = 0
 
 
 def _string_end(buf: bytes, pos: int) -> int:

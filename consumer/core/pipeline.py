@@ -53,7 +53,12 @@ class Envelope:
         return self.msg_grp_id is not None and self.msg_ser_nbr is not None
 
 
-_COUNTS = {"msgSerNbr": "msg_ser_nbr", "totMsgCnt": "tot_msg_cnt", "recCnt": "rec_cnt", "totRecCnt": "tot_rec_cnt"}
+_COUNTS = {
+    "msgSerNbr": "msg_ser_nbr",
+    "totMsgCnt": "tot_msg_cnt",
+    "recCnt": "rec_cnt",
+    "totRecCnt": "tot_rec_cnt",
+}
 
 
 @dataclass(slots=True)
@@ -111,17 +116,27 @@ class MessagePipeline:
 
     def feed(self, data: bytes) -> list[Outcome]:
         """Process one chunk of the body; returns the outcomes it completed."""
-        return self._handle(self._parser.feed(data))
+        try:
+            return self._handle(self._parser.feed(data))
+        except BaseException:
+            self.close()
+            raise
 
     def finish(self) -> list[Outcome]:
         """Process the end of the body. Raises MalformedMessage/InvalidEnvelope if incomplete."""
-        outcomes = self._handle(self._parser.close())
-        for name, value in (("msgGrpId", self.envelope.msg_grp_id), ("msgSerNbr", self.envelope.msg_ser_nbr)):
-            if value is None:
-                raise InvalidEnvelope(name, "is missing")
-        if "events" not in self._parser.members:
-            raise InvalidEnvelope("events", "is missing")
-        return outcomes
+        try:
+            outcomes = self._handle(self._parser.close())
+            for name, value in (
+                ("msgGrpId", self.envelope.msg_grp_id),
+                ("msgSerNbr", self.envelope.msg_ser_nbr),
+            ):
+                if value is None:
+                    raise InvalidEnvelope(name, "is missing")
+            if "events" not in self._parser.members:
+                raise InvalidEnvelope("events", "is missing")
+            return outcomes
+        finally:
+            self.close()
 
     def _handle(self, items: list[EnvelopeField | RawRecord]) -> list[Outcome]:
         outcomes: list[Outcome] = []
@@ -147,6 +162,12 @@ class MessagePipeline:
                     outcomes.extend(self._replay())
         return outcomes
 
+    def close(self) -> None:
+        """Release the records kept aside, if any; call when the message ends either way."""
+        spill, self._spill = self._spill, None
+        if spill is not None:
+            spill.close()
+
     def _set_envelope(self, name: str, value: Any) -> None:
         if name == "msgGrpId":
             if not isinstance(value, str) or not value.strip():
@@ -155,7 +176,7 @@ class MessagePipeline:
                 raise InvalidEnvelope(name, "is longer than 64 characters")
             self.envelope.msg_grp_id = value
         elif name in _COUNTS:
-            if isinstance(value, str) and value.isdigit():
+            if isinstance(value, str) and value.isascii() and value.isdigit():
                 value = int(value)
             if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < 2**63:
                 raise InvalidEnvelope(name, "must be a non-negative integer")
@@ -166,7 +187,8 @@ class MessagePipeline:
 
     def _keep_aside(self, item: RawRecord) -> None:
         if self._spill is None:
-            self._spill = tempfile.SpooledTemporaryFile(max_size=_SPILL_IN_MEMORY)
+            # Closed by close(), whichever way the message ends.
+            self._spill = tempfile.SpooledTemporaryFile(max_size=_SPILL_IN_MEMORY)  # noqa: SIM115
         self._spill.write(_LENGTH.pack(item.index) + _LENGTH.pack(len(item.raw)) + item.raw)
 
     def _replay(self) -> list[Outcome]:
@@ -192,7 +214,9 @@ class MessagePipeline:
             return self._dead_letter(provenance, index, raw, result)
         return ScanEvent(result.kind, result.object_id, enrich(result, provenance, index))
 
-    def _dead_letter(self, provenance: Provenance, index: int, raw: bytes, rejection: Rejection) -> DeadLetter:
+    def _dead_letter(
+        self, provenance: Provenance, index: int, raw: bytes, rejection: Rejection
+    ) -> DeadLetter:
         reasons = [(reason.field, reason.problem) for reason in rejection.reasons]
         return DeadLetter(
             key=f"{provenance.msg_grp_id}/{provenance.msg_ser_nbr}",

@@ -14,8 +14,10 @@ from datetime import UTC, datetime
 __all__ = ["ScanTime", "parse_scan_datetime"]
 
 _FORMAT = re.compile(
-    r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d{1,9})?)? ?(?:Z|[+-]\d{2}:?\d{2})"
+    r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d{1,9})?)? ?(?:Z|[+-]\d{2}:?[0-5]\d)",
+    re.ASCII,
 )
+_NO_OFFSET = re.compile(r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?", re.ASCII)
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
@@ -37,7 +39,7 @@ def parse_scan_datetime(text: str) -> ScanTime:
     """Parse a scan time; ValueError names what is wrong."""
     text = text.strip()
     if not _FORMAT.fullmatch(text):
-        if re.fullmatch(r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?", text):
+        if _NO_OFFSET.fullmatch(text):
             raise ValueError("has no UTC offset")
         raise ValueError("is not a date and time like 2016-01-22 22:29:53-05:00")
     try:

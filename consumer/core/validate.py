@@ -21,8 +21,8 @@ from consumer.core.scantime import ScanTime, parse_scan_datetime
 __all__ = ["Reason", "Rejection", "ValidRecord", "validate_record"]
 
 _IMB_LENGTHS = (20, 25, 29, 31)
-_OPCODE = re.compile(r"\d{3}")
-_IMTB = re.compile(r"\d{24}")
+_OPCODE = re.compile(r"[0-9]{3}")
+_IMTB = re.compile(r"[0-9]{24}")
 # 99M + 6-digit MID + 12 characters, or 99M + 9-digit MID + 9 (padding may be '-').
 _IMCB = re.compile(r"99M[0-9A-Z-]{18}")
 # The IMb's own fields, when also sent, must agree with it.
@@ -73,7 +73,9 @@ def validate_record(
 ) -> ValidRecord | Rejection:
     """Validate one element of ``events``; ``kind`` is the feed's kind, or None to detect it."""
     if not isinstance(value, dict):
-        return Rejection(kind, [Reason(None, f"a record must be a JSON object, got {_json_type(value)}")])
+        return Rejection(
+            kind, [Reason(None, f"a record must be a JSON object, got {_json_type(value)}")]
+        )
     kind = kind or detect_kind(value)
     if kind is None:
         return Rejection(None, [Reason(None, "cannot tell the record kind: no imb, imtb or imcb")])
@@ -85,7 +87,9 @@ def validate_record(
         if name in shape.string_fields:
             if item is None or isinstance(item, str):
                 if item is not None and len(item) > max_string_length:
-                    reasons.append(Reason(name, f"longer than max_string_length={max_string_length}"))
+                    reasons.append(
+                        Reason(name, f"longer than max_string_length={max_string_length}")
+                    )
                 fields[name] = item
             else:
                 reasons.append(Reason(name, f"must be a string, got {_json_type(item)}"))
@@ -108,7 +112,9 @@ def validate_record(
     return valid
 
 
-def _check_semantics(kind: RecordKind, fields: dict[str, Any], reasons: list[Reason]) -> ValidRecord | None:
+def _check_semantics(
+    kind: RecordKind, fields: dict[str, Any], reasons: list[Reason]
+) -> ValidRecord | None:
     scan_time = _check_scan_time(fields, reasons)
     _check_handling_event_type(fields, reasons)
     if kind is RecordKind.PIECE or kind is RecordKind.BUNDLE:
@@ -117,7 +123,9 @@ def _check_semantics(kind: RecordKind, fields: dict[str, Any], reasons: list[Rea
         if scan_time is None or decoded is None:
             return None
         imb, upside_down, repaired_bar = decoded
-        return ValidRecord(kind, fields, scan_time, imb.tracking_code, imb, upside_down, repaired_bar)
+        return ValidRecord(
+            kind, fields, scan_time, imb.tracking_code, imb, upside_down, repaired_bar
+        )
     _check_opcode(fields, reasons, required=False)
     name, pattern, what = (
         ("imtb", _IMTB, "24 digits")
@@ -161,7 +169,9 @@ def _check_handling_event_type(fields: dict[str, Any], reasons: list[Reason]) ->
         reasons.append(Reason("handlingEventType", f"{code!r} is not one of A, AA, L, AL"))
 
 
-def _check_imb(fields: dict[str, Any], reasons: list[Reason]) -> tuple[IMb, bool, int | None] | None:
+def _check_imb(
+    fields: dict[str, Any], reasons: list[Reason]
+) -> tuple[IMb, bool, int | None] | None:
     text = (fields.get("imb") or fields.get("imbTrackingCode") or "").strip()
     source = "imb" if fields.get("imb") else "imbTrackingCode"
     if not text:
@@ -171,7 +181,7 @@ def _check_imb(fields: dict[str, Any], reasons: list[Reason]) -> tuple[IMb, bool
         if is_bar_string(text):
             decoded = decode_imb(text)
             result = (decoded.imb, decoded.upside_down, decoded.repaired_bar)
-        elif len(text) in _IMB_LENGTHS or not text.isdigit():
+        elif len(text) in _IMB_LENGTHS or not _is_ascii_digits(text):
             result = (split_imb(text), False, None)
         else:
             reasons.append(Reason(source, f"has {len(text)} digits; an IMb has 20, 25, 29 or 31"))
@@ -183,7 +193,9 @@ def _check_imb(fields: dict[str, Any], reasons: list[Reason]) -> tuple[IMb, bool
     for name, attribute in _IMB_CROSS_CHECKS:
         sent = fields.get(name)
         if sent and sent != getattr(imb, attribute):
-            reasons.append(Reason(name, f"{sent!r} disagrees with the IMb ({getattr(imb, attribute)})"))
+            reasons.append(
+                Reason(name, f"{sent!r} disagrees with the IMb ({getattr(imb, attribute)})")
+            )
     return result
 
 
@@ -193,7 +205,7 @@ _NOT_INT = object()
 def _as_int(item: Any) -> Any:
     # Counts are numbers in the data dictionary, but delimited-to-JSON converters send
     # digit strings; both mean the same count.
-    if isinstance(item, str) and item.strip().isdigit():
+    if isinstance(item, str) and _is_ascii_digits(item.strip()):
         item = int(item)
     if item is None:
         return item
@@ -202,6 +214,11 @@ def _as_int(item: Any) -> Any:
     if isinstance(item, str) and not item.strip():
         return None
     return _NOT_INT
+
+
+def _is_ascii_digits(text: str) -> bool:
+    # str.isdigit() is also true for '²' or '٣', which int() refuses or reads as digits.
+    return text.isascii() and text.isdigit()
 
 
 def _json_type(item: Any) -> str:
