@@ -61,15 +61,22 @@ def topics_create() -> None:
 
     settings = _settings()
     table = TopicTable.build(settings.topic_prefix)
-    specs = [TopicSpec(t.name, settings.topic_partitions, settings.topic_replication_factor) for t in table]
+    specs = [
+        TopicSpec(t.name, settings.topic_partitions, settings.topic_replication_factor)
+        for t in table
+    ]
     created = asyncio.run(ensure_topics(settings.kafka_bootstrap_servers, specs))
     for spec in specs:
         click.echo(f"{spec.name}\t{'created' if spec.name in created else 'exists'}")
 
 
 @main.command()
-@click.option("--topic", required=True, help="Topic name, or its suffix (piece-scans, dead-letters, ...).")
-@click.option("--from-beginning", is_flag=True, help="Start at the oldest record instead of the newest.")
+@click.option(
+    "--topic", required=True, help="Topic name, or its suffix (piece-scans, dead-letters, ...)."
+)
+@click.option(
+    "--from-beginning", is_flag=True, help="Start at the oldest record instead of the newest."
+)
 @click.option("--follow", is_flag=True, help="Keep waiting for new records.")
 @click.option("--max", "max_records", type=int, default=None, help="Stop after N records.")
 def tail(topic: str, from_beginning: bool, follow: bool, max_records: int | None) -> None:
@@ -103,13 +110,11 @@ def tail(topic: str, from_beginning: bool, follow: bool, max_records: int | None
         pass
 
 
-def _register_optional() -> None:
+def _register_subcommands() -> None:
+    # Imported here so that `ivmtr-stream --help` does not build the IMb tables twice.
     from consumer.imb_cli import imb
 
     main.add_command(imb)
 
 
-try:
-    _register_optional()
-except ImportError:  # pragma: no cover - during development only
-    pass
+_register_subcommands()
