@@ -1,0 +1,205 @@
+"""Tests for consumer.settings: the one settings object, from IVMTR_* environment variables."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import pydantic
+import pytest
+
+from consumer.core.records import RecordKind
+from consumer.settings import Settings, SettingsError, load_settings
+
+
+@pytest.fixture(autouse=True)
+def clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in list(os.environ):
+        if name.upper().startswith("IVMTR_"):
+            monkeypatch.delenv(name)
+
+
+def test_defaults() -> None:
+    settings = load_settings()
+    assert settings.model_dump() == {
+        "host": "127.0.0.1",
+        "port": 8080,
+        "kafka_bootstrap_servers": "127.0.0.1:9092",
+        "topic_prefix": "ivmtr.",
+        "topic_partitions": 6,
+        "topic_replication_factor": 1,
+        "create_topics": True,
+        "replica_id": "0",
+        "transactional_id_prefix": "ivmtr-stream",
+        "producer_pool_size": 4,
+        "linger_ms": 5,
+        "max_batch_bytes": 512 * 1024,
+        "compression": "none",
+        "kafka_timeout_s": 30.0,
+        "transaction_timeout_s": 300.0,
+        "feed_kinds": {},
+        "feed_campaigns": {},
+        "max_body_bytes": 512 * 1024 * 1024,
+        "max_decompressed_bytes": 2 * 1024**3,
+        "max_record_bytes": 1024 * 1024,
+        "max_events_per_message": 2_000_000,
+        "max_string_length": 4096,
+        "log_level": "INFO",
+        "log_format": "auto",
+    }
+
+
+@pytest.mark.parametrize(
+    ("variable", "text", "name", "value"),
+    [
+        ("IVMTR_HOST", "0.0.0.0", "host", "0.0.0.0"),
+        ("IVMTR_PORT", "9000", "port", 9000),
+        ("IVMTR_PORT", "0", "port", 0),
+        (
+            "IVMTR_KAFKA_BOOTSTRAP_SERVERS",
+            "k1:9092,k2:9092",
+            "kafka_bootstrap_servers",
+            "k1:9092,k2:9092",
+        ),
+        ("IVMTR_TOPIC_PREFIX", "acme.usps.", "topic_prefix", "acme.usps."),
+        ("IVMTR_TOPIC_PREFIX", "", "topic_prefix", ""),
+        ("IVMTR_CREATE_TOPICS", "false", "create_topics", False),
+        ("IVMTR_CREATE_TOPICS", "0", "create_topics", False),
+        ("IVMTR_CREATE_TOPICS", "yes", "create_topics", True),
+        ("IVMTR_REPLICA_ID", "pod-3.a_b", "replica_id", "pod-3.a_b"),
+        ("IVMTR_COMPRESSION", "zstd", "compression", "zstd"),
+        ("IVMTR_KAFKA_TIMEOUT_S", "2.5", "kafka_timeout_s", 2.5),
+        ("IVMTR_MAX_RECORD_BYTES", "1024", "max_record_bytes", 1024),
+        ("IVMTR_MAX_EVENTS_PER_MESSAGE", "10", "max_events_per_message", 10),
+        ("IVMTR_MAX_STRING_LENGTH", "64", "max_string_length", 64),
+        ("IVMTR_LOG_LEVEL", "debug", "log_level", "DEBUG"),
+        ("IVMTR_LOG_LEVEL", "Warning", "log_level", "WARNING"),
+        ("IVMTR_LOG_FORMAT", "json", "log_format", "json"),
+        ("ivmtr_port", "9001", "port", 9001),  # case-insensitive names
+        (
+            "IVMTR_FEED_KINDS",
+            '{"bundles": "bundle", "trays": "handling_unit", "pallets": "container"}',
+            "feed_kinds",
+            {
+                "bundles": RecordKind.BUNDLE,
+                "trays": RecordKind.HANDLING_UNIT,
+                "pallets": RecordKind.CONTAINER,
+            },
+        ),
+        ("IVMTR_FEED_KINDS", "{}", "feed_kinds", {}),
+        (
+            "IVMTR_FEED_CAMPAIGNS",
+            '{"spring": "Spring 2026"}',
+            "feed_campaigns",
+            {"spring": "Spring 2026"},
+        ),
+    ],
+)
+def test_environment_overrides(
+    monkeypatch: pytest.MonkeyPatch, variable: str, text: str, name: str, value: Any
+) -> None:
+    monkeypatch.setenv(variable, text)
+    settings = load_settings()
+    assert getattr(settings, name) == value
+    assert settings.model_dump() == {**load_defaults(monkeypatch, variable), name: value}
+
+
+def load_defaults(monkeypatch: pytest.MonkeyPatch, variable: str) -> dict[str, Any]:
+    with monkeypatch.context() as patch:
+        patch.delenv(variable)
+        return load_settings().model_dump()
+
+
+def test_feed_kinds_are_record_kinds() -> None:
+    settings = load_settings(feed_kinds={"bundles": "bundle"})
+    assert settings.feed_kinds["bundles"] is RecordKind.BUNDLE
+
+
+def test_overrides_win_over_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("IVMTR_PORT", "9000")
+    monkeypatch.setenv("IVMTR_HOST", "0.0.0.0")
+    settings = load_settings(port=9100)
+    assert (settings.port, settings.host) == (9100, "0.0.0.0")
+
+
+def test_settings_are_frozen() -> None:
+    settings = load_settings()
+    with pytest.raises(pydantic.ValidationError):
+        settings.port = 1  # type: ignore[misc]
+    assert isinstance(settings, Settings)
+
+
+def test_other_environment_variables_are_ignored(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PORT", "1")
+    monkeypatch.setenv("IVMTR_NO_SUCH_SETTING", "x")
+    assert load_settings().port == 8080
+
+
+@pytest.mark.parametrize(
+    ("variable", "text"),
+    [
+        ("IVMTR_PORT", "abc"),
+        ("IVMTR_PORT", "70000"),
+        ("IVMTR_PORT", "-1"),
+        ("IVMTR_KAFKA_BOOTSTRAP_SERVERS", ""),
+        ("IVMTR_TOPIC_PARTITIONS", "0"),
+        ("IVMTR_CREATE_TOPICS", "maybe"),
+        ("IVMTR_REPLICA_ID", "pod 3"),
+        ("IVMTR_REPLICA_ID", ""),
+        ("IVMTR_REPLICA_ID", "x" * 65),
+        ("IVMTR_PRODUCER_POOL_SIZE", "65"),
+        ("IVMTR_MAX_BATCH_BYTES", "1000"),
+        ("IVMTR_COMPRESSION", "brotli"),
+        ("IVMTR_KAFKA_TIMEOUT_S", "0"),
+        ("IVMTR_MAX_BODY_BYTES", "1023"),
+        ("IVMTR_MAX_RECORD_BYTES", "100"),
+        ("IVMTR_MAX_EVENTS_PER_MESSAGE", "0"),
+        ("IVMTR_MAX_STRING_LENGTH", "63"),
+        ("IVMTR_LOG_LEVEL", "verbose"),
+        ("IVMTR_LOG_FORMAT", "xml"),
+        ("IVMTR_FEED_KINDS", '{"bundles": "bundles"}'),
+        ("IVMTR_FEED_KINDS", '["bundle"]'),
+        ("IVMTR_FEED_CAMPAIGNS", '{"spring": 2026}'),
+    ],
+)
+def test_invalid_values_name_the_variable(
+    monkeypatch: pytest.MonkeyPatch, variable: str, text: str
+) -> None:
+    monkeypatch.setenv(variable, text)
+    with pytest.raises(SettingsError) as caught:
+        load_settings()
+    message = str(caught.value)
+    assert message.startswith(f"invalid settings: {variable}")
+    assert message.count("IVMTR_") == 1
+
+
+def test_every_invalid_value_is_reported(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("IVMTR_PORT", "abc")
+    monkeypatch.setenv("IVMTR_LOG_FORMAT", "xml")
+    with pytest.raises(SettingsError) as caught:
+        load_settings(max_string_length=1)
+    message = str(caught.value)
+    assert [
+        part.split(":")[0] for part in message.removeprefix("invalid settings: ").split("; ")
+    ] == [
+        "IVMTR_PORT",
+        "IVMTR_MAX_STRING_LENGTH",
+        "IVMTR_LOG_FORMAT",
+    ]
+
+
+def test_unknown_override_is_refused() -> None:
+    with pytest.raises(SettingsError, match=r"^invalid settings: IVMTR_NO_SUCH_SETTING: "):
+        load_settings(no_such_setting=1)
+
+
+@pytest.mark.parametrize(
+    ("variable", "text"),
+    [("IVMTR_FEED_KINDS", "bundles=bundle"), ("IVMTR_FEED_CAMPAIGNS", "{spring: 2026")],
+)
+def test_dict_setting_that_is_not_json(
+    monkeypatch: pytest.MonkeyPatch, variable: str, text: str
+) -> None:
+    monkeypatch.setenv(variable, text)
+    with pytest.raises(SettingsError, match=rf"^invalid settings: {variable}"):
+        load_settings()
