@@ -46,6 +46,12 @@ def proc_status(pid: int, field: str) -> int:
     raise KeyError(field)
 
 
+def cpu_seconds(pid: int) -> float:
+    """User plus system CPU time of a process so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().split()
+    return (int(fields[13]) + int(fields[14])) / os.sysconf("SC_CLK_TCK")
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -75,7 +81,9 @@ def start_service(prefix: str) -> tuple[subprocess.Popen[bytes], str]:
     raise SystemExit("service did not become ready")
 
 
-def build_messages(events: int, message_size: int, seed: int, compress: bool) -> tuple[list[bytes], int]:
+def build_messages(
+    events: int, message_size: int, seed: int, compress: bool
+) -> tuple[list[bytes], int]:
     records = []
     for record in generate_records(MailingSpec(pieces=events // 5 + 10, seed=seed)):
         records.append(record)
@@ -95,9 +103,7 @@ async def push_all(url: str, bodies: list[bytes], compress: bool, pid: int) -> d
         headers["content-encoding"] = "gzip"
     received = 0
     async with httpx.AsyncClient(timeout=600) as client:
-        cpu_before = os.times()
-        ticks = os.sysconf("SC_CLK_TCK")
-        stat_before = Path(f"/proc/{pid}/stat").read_text().split()
+        cpu_before = cpu_seconds(pid)
         start = time.perf_counter()
         for body in bodies:
             response = await client.post(f"{url}/v1/feeds/bench", content=body, headers=headers)
@@ -105,10 +111,13 @@ async def push_all(url: str, bodies: list[bytes], compress: bool, pid: int) -> d
                 raise SystemExit(f"push failed: {response.status_code} {response.text}")
             received += response.json()["received"]
         elapsed = time.perf_counter() - start
-        stat_after = Path(f"/proc/{pid}/stat").read_text().split()
-        del cpu_before
-    cpu = (int(stat_after[13]) + int(stat_after[14]) - int(stat_before[13]) - int(stat_before[14])) / ticks
-    return {"records": received, "seconds": elapsed, "records_per_s": received / elapsed, "service_cpu_s": cpu}
+        cpu = cpu_seconds(pid) - cpu_before
+    return {
+        "records": received,
+        "seconds": elapsed,
+        "records_per_s": received / elapsed,
+        "service_cpu_s": cpu,
+    }
 
 
 async def baseline(records: int, value_size: int) -> dict[str, float]:
@@ -119,7 +128,11 @@ async def baseline(records: int, value_size: int) -> dict[str, float]:
     await admin.create_topics([NewTopic(topic, num_partitions=6, replication_factor=1)])
     await admin.close()
     producer = AIOKafkaProducer(
-        bootstrap_servers=BOOTSTRAP, enable_idempotence=True, acks="all", max_batch_size=512 * 1024, linger_ms=5
+        bootstrap_servers=BOOTSTRAP,
+        enable_idempotence=True,
+        acks="all",
+        max_batch_size=512 * 1024,
+        linger_ms=5,
     )
     await producer.start()
     await producer.partitions_for(topic)
@@ -133,7 +146,9 @@ async def baseline(records: int, value_size: int) -> dict[str, float]:
             partition = index % 6
             if batches[partition].append(key=key, value=value, timestamp=None) is None:
                 batches[partition].close()
-                futures.append(await producer.send_batch(batches[partition], topic, partition=partition))
+                futures.append(
+                    await producer.send_batch(batches[partition], topic, partition=partition)
+                )
                 batches[partition] = producer.create_batch()
                 batches[partition].append(key=key, value=value, timestamp=None)
         for partition, batch in batches.items():
@@ -147,7 +162,9 @@ async def baseline(records: int, value_size: int) -> dict[str, float]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--events", type=int, default=100_000)
     parser.add_argument("--message-size", type=int, default=100_000)
     parser.add_argument("--gzip", action="store_true")
@@ -185,11 +202,12 @@ def main() -> None:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2) + "\n")
     print(f"{'events':<28}{args.events:>14,}  in {len(bodies)} message(s), gzip={args.gzip}")
-    print(f"{'service records/s':<28}{result['records_per_s']:>14,.0f}  ({result['seconds']:.2f} s)")
-    print(f"{'baseline aiokafka records/s':<28}{base['records_per_s']:>14,.0f}  ({base['seconds']:.2f} s)")
+    for label, figures in (("service records/s", result), ("baseline aiokafka records/s", base)):
+        print(f"{label:<28}{figures['records_per_s']:>14,.0f}  ({figures['seconds']:.2f} s)")
     print(f"{'ratio service/baseline':<28}{report['ratio_to_baseline']:>14.3f}")
     print(f"{'service CPU s per 100k':<28}{report['cpu_s_per_100k_records']:>14.2f}")
-    print(f"{'RSS ready / peak / after':<28}{rss_ready / 2**20:>8.0f} / {peak / 2**20:.0f} / {rss_after / 2**20:.0f} MB")
+    memory = f"{rss_ready / 2**20:.0f} / {peak / 2**20:.0f} / {rss_after / 2**20:.0f} MB"
+    print(f"{'RSS ready / peak / after':<28}{memory:>14}")
     print(f"written to {args.out}")
 
 

@@ -3,9 +3,9 @@
     IngestError                 status  code
     ├── UnsupportedMediaType    415     unsupported_media_type
     ├── UnsupportedEncoding     415     unsupported_content_encoding
-    ├── MalformedMessage        400     malformed_message      (not JSON, or not a message's shape)
-    ├── InvalidEnvelope         400     invalid_envelope       (a field of the envelope is missing or wrong)
-    ├── LimitExceeded           413     a limit's name         (body, decompressed body, record size, events)
+    ├── MalformedMessage        400     malformed_message     (not JSON, not a message's shape)
+    ├── InvalidEnvelope         400     invalid_envelope      (an envelope field missing or wrong)
+    ├── LimitExceeded           413     limit_exceeded        (names the limit in ``limit``)
     │   └── RecordTooLarge      413     max_record_bytes
     ├── UnknownFeed             404     unknown_feed
     └── Unavailable             503     kafka_unavailable      (nothing was committed; retry later)
@@ -72,7 +72,9 @@ class LimitExceeded(IngestError):
     status = 413
 
     def __init__(self, limit: str, value: int, detail: str | None = None, **context: Any) -> None:
-        super().__init__(detail or f"the message exceeds {limit}={value}", limit=limit, value=value, **context)
+        super().__init__(
+            detail or f"the message exceeds {limit}={value}", limit=limit, value=value, **context
+        )
         self.code = "limit_exceeded"
 
 

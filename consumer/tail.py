@@ -56,8 +56,10 @@ async def tail_topic(
     )
     await consumer.start()
     try:
-        metadata = await consumer._client.fetch_all_metadata()  # noqa: SLF001 - no public call for this
-        partitions = [TopicPartition(topic, p) for p in sorted(metadata.partitions_for_topic(topic) or ())]
+        metadata = await consumer._client.fetch_all_metadata()
+        partitions = [
+            TopicPartition(topic, p) for p in sorted(metadata.partitions_for_topic(topic) or ())
+        ]
         if not partitions:
             raise ValueError(f"topic {topic!r} does not exist")
         consumer.assign(partitions)
@@ -82,7 +84,9 @@ async def tail_topic(
                         partition=tp.partition,
                         offset=record.offset,
                         key=record.key.decode() if record.key is not None else None,
-                        headers={name: value.decode(errors="replace") for name, value in record.headers},
+                        headers={
+                            name: value.decode(errors="replace") for name, value in record.headers
+                        },
                         value=decoder(record.value),
                     )
                     seen += 1

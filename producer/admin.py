@@ -77,9 +77,9 @@ async def ensure_topics(
     return [spec.name for spec in wanted]
 
 
-async def _wait_for_metadata(admin: AIOKafkaAdminClient, names: list[str], timeout: float) -> None:
+async def _wait_for_metadata(admin: AIOKafkaAdminClient, names: list[str], within_s: float) -> None:
     loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
+    deadline = loop.time() + within_s
     while loop.time() < deadline:
         if set(names) <= set(await admin.list_topics()):
             return

@@ -1,8 +1,8 @@
 """Errors raised by the publishing side.
 
     PublishError                 anything that kept events from being committed to Kafka
-    ├── KafkaUnavailable         the broker could not be reached or did not answer in time (retriable)
-    ├── PublishTimeout           a transaction did not commit within the configured time (retriable)
+    ├── KafkaUnavailable         the broker could not be reached or did not answer (retriable)
+    ├── PublishTimeout           no producer or commit within the configured time (retriable)
     ├── TransactionAborted       the transaction was aborted; nothing of it is visible (retriable)
     └── SerializationError       an event does not fit its Avro schema (a bug, not retriable)
 

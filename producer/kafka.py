@@ -20,7 +20,13 @@ from aiokafka.partitioner import murmur2
 from producer.errors import KafkaUnavailable, PublishError, TransactionAborted
 from producer.topics import KafkaMessage
 
-__all__ = ["KafkaConfig", "PartitionedBatches", "TransactionalProducer", "kafka_errors", "partition_for"]
+__all__ = [
+    "KafkaConfig",
+    "PartitionedBatches",
+    "TransactionalProducer",
+    "kafka_errors",
+    "partition_for",
+]
 
 
 @dataclass(frozen=True)
@@ -86,7 +92,12 @@ class PartitionedBatches:
         batch = self._open.get(slot)
         if batch is None:
             batch = self._open[slot] = self._producer.create_batch()
-        if batch.append(key=message.key, value=message.value, timestamp=None, headers=list(message.headers)) is None:
+        if (
+            batch.append(
+                key=message.key, value=message.value, timestamp=None, headers=list(message.headers)
+            )
+            is None
+        ):
             await self._submit(slot)
             batch = self._open[slot] = self._producer.create_batch()
             appended = batch.append(
@@ -123,7 +134,7 @@ class TransactionalProducer:
         self.broken = False
 
     async def start(self, topics: list[str]) -> None:
-        """Connect, register the transactional id (fencing any older holder) and load topic metadata."""
+        """Connect, register the transactional id (fencing older holders), load topic metadata."""
         config = self.config
         producer = AIOKafkaProducer(
             bootstrap_servers=config.bootstrap_servers,
@@ -179,7 +190,9 @@ class TransactionalProducer:
 
     async def _abort(self, producer: AIOKafkaProducer) -> None:
         try:
-            await asyncio.wait_for(producer.abort_transaction(), self.config.request_timeout_ms / 1000)
+            await asyncio.wait_for(
+                producer.abort_transaction(), self.config.request_timeout_ms / 1000
+            )
         except Exception:
             # A producer whose abort failed is in an unknown state: the pool replaces it.
             self.broken = True

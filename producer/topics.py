@@ -72,7 +72,9 @@ class TopicTable:
         """The topic table for a name prefix, with schemas loaded from ``schemas/``."""
 
         def topic(suffix: str, schema_name: str) -> Topic:
-            return Topic(f"{prefix}{suffix}", load_schema(f"ivmtr.events.{schema_name}", schema_directory))
+            return Topic(
+                f"{prefix}{suffix}", load_schema(f"ivmtr.events.{schema_name}", schema_directory)
+            )
 
         return cls(
             piece_scans=topic("piece-scans", "PieceScan"),

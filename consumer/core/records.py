@@ -60,9 +60,13 @@ class RecordShape:
             elif concrete in (["int"], ["long"]):
                 ints.add(field["name"])
             else:
-                raise ValueError(f"{parsed_schema['name']}.{field['name']}: unsupported type {types}")
+                raise ValueError(
+                    f"{parsed_schema['name']}.{field['name']}: unsupported type {types}"
+                )
             order.append(field["name"])
-        return cls(kind, str(parsed_schema["name"]), frozenset(strings), frozenset(ints), tuple(order))
+        return cls(
+            kind, str(parsed_schema["name"]), frozenset(strings), frozenset(ints), tuple(order)
+        )
 
     def empty(self) -> dict[str, Any]:
         """A record of this shape with every field null."""

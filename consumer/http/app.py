@@ -45,7 +45,10 @@ _RECORD_SCHEMAS = {
 
 def record_shapes() -> dict[RecordKind, RecordShape]:
     """The field shape of each record kind, from the Avro record schemas in ``schemas/``."""
-    return {kind: RecordShape.from_avro(kind, load_schema(name).parsed) for kind, name in _RECORD_SCHEMAS.items()}
+    return {
+        kind: RecordShape.from_avro(kind, load_schema(name).parsed)
+        for kind, name in _RECORD_SCHEMAS.items()
+    }
 
 
 def json_response(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
@@ -93,14 +96,21 @@ def create_app(settings: Settings) -> Starlette:
             created = await ensure_topics(
                 settings.kafka_bootstrap_servers,
                 [
-                    TopicSpec(topic.name, settings.topic_partitions, settings.topic_replication_factor)
+                    TopicSpec(
+                        topic.name, settings.topic_partitions, settings.topic_replication_factor
+                    )
                     for topic in topics
                 ],
             )
             if created:
                 log.info("topics created", topics=created)
         await publisher.start()
-        log.info("service started", host=settings.host, port=settings.port, settings=settings.model_dump())
+        log.info(
+            "service started",
+            host=settings.host,
+            port=settings.port,
+            settings=settings.model_dump(),
+        )
         try:
             yield
         finally:
@@ -156,7 +166,9 @@ def create_app(settings: Settings) -> Starlette:
 
     async def readyz(request: Request) -> Response:
         try:
-            missing = await missing_topics(settings.kafka_bootstrap_servers, [t.name for t in topics], timeout_ms=3000)
+            missing = await missing_topics(
+                settings.kafka_bootstrap_servers, [t.name for t in topics], timeout_ms=3000
+            )
         except (PublishError, TimeoutError) as exc:
             return json_response({"status": "unavailable", "kafka": str(exc) or "unreachable"}, 503)
         if missing:

@@ -36,7 +36,9 @@ async def decoded_body(
                 yield chunk
         return
     if encoding not in _WBITS:
-        raise UnsupportedEncoding(f"Content-Encoding {encoding!r} is not supported (use gzip or deflate)")
+        raise UnsupportedEncoding(
+            f"Content-Encoding {encoding!r} is not supported (use gzip or deflate)"
+        )
     inflater = zlib.decompressobj(_WBITS[encoding])
     received = produced = 0
     async for chunk in chunks:

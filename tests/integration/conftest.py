@@ -159,7 +159,9 @@ class Consumed:
     value: dict[str, Any]
 
 
-async def consume(topic: str, *, msg_grp_id: str | None = None, timeout: float = 20) -> list[Consumed]:
+async def consume(
+    topic: str, *, msg_grp_id: str | None = None, within_s: float = 20
+) -> list[Consumed]:
     """Every committed record of ``topic`` (optionally of one message group), in offset order."""
     consumer = AIOKafkaConsumer(bootstrap_servers=BOOTSTRAP, isolation_level="read_committed")
     await consumer.start()
@@ -171,7 +173,7 @@ async def consume(topic: str, *, msg_grp_id: str | None = None, timeout: float =
         await consumer.seek_to_beginning(*partitions)
         end = await consumer.end_offsets(partitions)
         records: list[Consumed] = []
-        deadline = asyncio.get_running_loop().time() + timeout
+        deadline = asyncio.get_running_loop().time() + within_s
         while asyncio.get_running_loop().time() < deadline:
             positions = [await consumer.position(tp) for tp in partitions]
             if all(position >= end[tp] for position, tp in zip(positions, partitions, strict=True)):

@@ -94,11 +94,17 @@ CONTAINER = {
     "scanState": "Entered at USPS",
     "trayCount": 12,
 }
-BAD_PIECE = {"imb": "0904069951599001910222082810103", "scanDatetime": "yesterday", "scanEventCode": "91"}
+BAD_PIECE = {
+    "imb": "0904069951599001910222082810103",
+    "scanDatetime": "yesterday",
+    "scanEventCode": "91",
+}
 NO_KIND = {"scanDatetime": "2016-01-21 06:30:00-06:00"}
 
 
-def envelope(events: list[Any], msg_grp_id: str, serial: int = 1, total_messages: int = 1, **extra: Any) -> dict[str, Any]:
+def envelope(
+    events: list[Any], msg_grp_id: str, serial: int = 1, total_messages: int = 1, **extra: Any
+) -> dict[str, Any]:
     return {
         "msgGrpId": msg_grp_id,
         "msgSerNbr": serial,
@@ -110,7 +116,9 @@ def envelope(events: list[Any], msg_grp_id: str, serial: int = 1, total_messages
     }
 
 
-async def push(client: httpx.AsyncClient, body: bytes, feed: str = "demo", **headers: str) -> httpx.Response:
+async def push(
+    client: httpx.AsyncClient, body: bytes, feed: str = "demo", **headers: str
+) -> httpx.Response:
     return await client.post(
         f"/v1/feeds/{feed}", content=body, headers={"content-type": "application/json", **headers}
     )
@@ -128,7 +136,9 @@ def as_utc(value: datetime) -> int:
 MIXED = [PIECE, LDE, NINE_DIGIT_MID, BUNDLE, TRAY, CONTAINER, BAD_PIECE, "not a record", NO_KIND]
 
 
-async def test_mixed_message_lands_on_every_topic(client: httpx.AsyncClient, service: Service) -> None:
+async def test_mixed_message_lands_on_every_topic(
+    client: httpx.AsyncClient, service: Service
+) -> None:
     group = message_group_id()
     response = await push(client, orjson.dumps(envelope(MIXED, group)), **{"x-request-id": "req-1"})
     assert response.status_code == 200, response.text
@@ -198,7 +208,11 @@ async def test_mixed_message_lands_on_every_topic(client: httpx.AsyncClient, ser
     }
     assert scan["machine_name"] == "DBCS-016" and scan["machine_id"] == "016"
     assert first["record_state"] == "ENRICHED"
-    assert first["job"] == {"job_id": "J123456", "mailing_group_id": None, "submitter_crid": "4614860"}
+    assert first["job"] == {
+        "job_id": "J123456",
+        "mailing_group_id": None,
+        "submitter_crid": "4614860",
+    }
     assert first["campaign"] is None
     assert first["extra"] == {}
     # The record as pushed: every known field, null when absent.
@@ -207,8 +221,17 @@ async def test_mixed_message_lands_on_every_topic(client: httpx.AsyncClient, ser
 
     lde = by_index[1].value
     assert lde["scan"]["logical_delivery"] is True
-    assert lde["scan"]["handling_event_type"] == "L" and lde["scan"]["handling_event_meaning"] == "Logical"
-    assert lde["scan"]["facility"] == {"name": None, "city": None, "state": None, "zip": "22082", "locale_key": None}
+    assert (
+        lde["scan"]["handling_event_type"] == "L"
+        and lde["scan"]["handling_event_meaning"] == "Logical"
+    )
+    assert lde["scan"]["facility"] == {
+        "name": None,
+        "city": None,
+        "state": None,
+        "zip": "22082",
+        "locale_key": None,
+    }
     assert lde["scan"]["utc_offset_minutes"] == -300
     assert as_utc(lde["scan"]["scanned_at"]) == micros("2016-01-23T11:05:00-05:00")
     assert lde["record_state"] == "RAW" and lde["job"] is None
@@ -217,7 +240,9 @@ async def test_mixed_message_lands_on_every_topic(client: httpx.AsyncClient, ser
     assert len(lde["event_id"]) == 36 and lde["event_id"] != first["event_id"]
 
     nine = by_index[2].value
-    assert nine["barcode"]["mailer_id"] == "912345678" and nine["barcode"]["serial_number"] == "654321"
+    assert (
+        nine["barcode"]["mailer_id"] == "912345678" and nine["barcode"]["serial_number"] == "654321"
+    )
     assert nine["barcode"]["routing_code"] == "123456789"
     assert (nine["barcode"]["zip4"], nine["barcode"]["delivery_point"]) == ("6789", None)
     assert nine["service_type"]["business_reply"] is True
@@ -229,8 +254,13 @@ async def test_mixed_message_lands_on_every_topic(client: httpx.AsyncClient, ser
 
     (bundle,) = await consume(service.topic("bundle-scans"), msg_grp_id=group)
     assert bundle.schema == "ivmtr.events.BundleScan" and bundle.key == "00270123456789012345"
-    assert bundle.value["barcode"]["zip5"] == "22082" and bundle.value["service_type"]["stid"] == "270"
-    assert bundle.value["record"]["deviceId"] == "D0001" and bundle.value["scan"]["event_code"] == "146"
+    assert (
+        bundle.value["barcode"]["zip5"] == "22082" and bundle.value["service_type"]["stid"] == "270"
+    )
+    assert (
+        bundle.value["record"]["deviceId"] == "D0001"
+        and bundle.value["scan"]["event_code"] == "146"
+    )
 
     (tray,) = await consume(service.topic("handling-unit-scans"), msg_grp_id=group)
     assert tray.schema == "ivmtr.events.HandlingUnitScan" and tray.key == TRAY["imtb"]
@@ -255,7 +285,9 @@ async def test_mixed_message_lands_on_every_topic(client: httpx.AsyncClient, ser
     assert fields == {"imb", "scanDatetime", "scanEventCode"}
     assert orjson.loads(bad["raw"]) == BAD_PIECE
     assert by_index[7]["kind"] is None
-    assert by_index[7]["reasons"] == [{"field": None, "problem": "a record must be a JSON object, got a string"}]
+    assert by_index[7]["reasons"] == [
+        {"field": None, "problem": "a record must be a JSON object, got a string"}
+    ]
     assert orjson.loads(by_index[7]["raw"]) == "not a record"
     assert by_index[8]["reasons"][0]["problem"].startswith("cannot tell the record kind")
 
@@ -275,16 +307,31 @@ async def test_gzip_and_deflate_bodies(client: httpx.AsyncClient, service: Servi
     ("body", "status", "error", "detail_part"),
     [
         (b"[1, 2]", 400, "malformed_message", "not a JSON object"),
-        (b'{"msgGrpId": "G", "msgSerNbr": 1, "events": [{"imb": ', 400, "malformed_message", "ends early"),
+        (
+            b'{"msgGrpId": "G", "msgSerNbr": 1, "events": [{"imb": ',
+            400,
+            "malformed_message",
+            "ends early",
+        ),
         (b'{"msgSerNbr": 1, "events": []}', 400, "invalid_envelope", "msgGrpId"),
         (b'{"msgGrpId": "G", "events": []}', 400, "invalid_envelope", "msgSerNbr"),
         (b'{"msgGrpId": "G", "msgSerNbr": 1}', 400, "invalid_envelope", "events"),
-        (b'{"msgGrpId": "G", "msgSerNbr": "one", "events": []}', 400, "invalid_envelope", "msgSerNbr"),
+        (
+            b'{"msgGrpId": "G", "msgSerNbr": "one", "events": []}',
+            400,
+            "invalid_envelope",
+            "msgSerNbr",
+        ),
         (b'{"msgGrpId": "G", "msgSerNbr": 1, "events": {}}', 400, "malformed_message", "events"),
     ],
 )
 async def test_bad_bodies_are_refused_whole(
-    client: httpx.AsyncClient, service: Service, body: bytes, status: int, error: str, detail_part: str
+    client: httpx.AsyncClient,
+    service: Service,
+    body: bytes,
+    status: int,
+    error: str,
+    detail_part: str,
 ) -> None:
     response = await push(client, body)
     assert response.status_code == status
@@ -293,7 +340,9 @@ async def test_bad_bodies_are_refused_whole(
     assert payload["request_id"]
 
 
-async def test_a_refused_message_publishes_nothing(client: httpx.AsyncClient, service: Service) -> None:
+async def test_a_refused_message_publishes_nothing(
+    client: httpx.AsyncClient, service: Service
+) -> None:
     # Valid records come first and are already in the open transaction when the body turns
     # out to be truncated: the abort must hide them from read_committed subscribers.
     group = message_group_id()
@@ -305,7 +354,9 @@ async def test_a_refused_message_publishes_nothing(client: httpx.AsyncClient, se
 
 
 async def test_wrong_content_type_is_415(client: httpx.AsyncClient) -> None:
-    response = await client.post("/v1/feeds/demo", content=b"{}", headers={"content-type": "text/csv"})
+    response = await client.post(
+        "/v1/feeds/demo", content=b"{}", headers={"content-type": "text/csv"}
+    )
     assert response.status_code == 415
     assert response.json()["error"] == "unsupported_media_type"
     response = await push(client, b"{}", **{"content-encoding": "br"})
@@ -328,14 +379,27 @@ async def test_envelope_after_events_and_message_group_in_parts(
     parts = [[PIECE, LDE], [TRAY], [CONTAINER, NINE_DIGIT_MID]]
     for serial, events in enumerate(parts, start=1):
         # Key order is not guaranteed by IV-MTR: put the events first.
-        body = b'{"events":' + orjson.dumps(events) + orjson.dumps(
-            {"msgGrpId": group, "msgSerNbr": serial, "totMsgCnt": 3, "recCnt": len(events), "totRecCnt": 5}
-        ).replace(b"{", b",", 1)
+        body = (
+            b'{"events":'
+            + orjson.dumps(events)
+            + orjson.dumps(
+                {
+                    "msgGrpId": group,
+                    "msgSerNbr": serial,
+                    "totMsgCnt": 3,
+                    "recCnt": len(events),
+                    "totRecCnt": 5,
+                }
+            ).replace(b"{", b",", 1)
+        )
         response = await push(client, body)
         assert response.status_code == 200, response.text
         assert response.json()["msgSerNbr"] == serial and response.json()["received"] == len(events)
     pieces = await consume(service.topic("piece-scans"), msg_grp_id=group)
-    assert sorted((p.value["provenance"]["msg_ser_nbr"], p.value["provenance"]["record_index"]) for p in pieces) == [
+    assert sorted(
+        (p.value["provenance"]["msg_ser_nbr"], p.value["provenance"]["record_index"])
+        for p in pieces
+    ) == [
         (1, 0),
         (1, 1),
         (3, 1),
