@@ -421,3 +421,32 @@ async def test_resent_scan_keeps_its_event_id(client: httpx.AsyncClient, service
 async def test_health_endpoints(client: httpx.AsyncClient) -> None:
     assert (await client.get("/healthz")).json() == {"status": "ok"}
     assert (await client.get("/readyz")).status_code == 200
+
+
+async def test_imb_as_bars_is_decoded_and_bad_bars_are_dead_lettered(
+    client: httpx.AsyncClient, service: Service
+) -> None:
+    from consumer.core.imb import encode_imb
+
+    bars = encode_imb("01234567094987654321", "01234567891")
+    damaged = ("D" if bars[9] != "D" else "A").join((bars[:9], bars[10:]))
+    upside_down = bars[::-1].translate(str.maketrans("AD", "DA"))
+    noise = "FADT" * 16 + "F"
+    records = [{**LDE, "imb": value} for value in (bars, damaged, upside_down, noise)]
+    group = message_group_id()
+    response = await push(client, orjson.dumps(envelope(records, group)))
+    assert response.status_code == 200
+    assert response.json()["rejected"] == 1
+    pieces = await consume(service.topic("piece-scans"), msg_grp_id=group)
+    assert len(pieces) == 3
+    for piece in pieces:
+        assert piece.value["imb"] == "0123456709498765432101234567891"
+        assert piece.key == "01234567094987654321"
+        assert piece.value["barcode"]["zip5"] == "01234"
+        assert (
+            piece.value["record"]["imb"]
+            == records[piece.value["provenance"]["record_index"]]["imb"]
+        )
+    (letter,) = await consume(service.topic("dead-letters"), msg_grp_id=group)
+    assert letter.value["provenance"]["record_index"] == 3
+    assert [reason["field"] for reason in letter.value["reasons"]] == ["imb"]
