@@ -57,14 +57,11 @@ def topics() -> None:
 @topics.command("create")
 def topics_create() -> None:
     """Create the topics that do not exist yet (idempotent)."""
-    from producer import TopicSpec, TopicTable, ensure_topics
+    from consumer.http.app import topic_specs
+    from producer import TopicTable, ensure_topics
 
     settings = _settings()
-    table = TopicTable.build(settings.topic_prefix)
-    specs = [
-        TopicSpec(t.name, settings.topic_partitions, settings.topic_replication_factor)
-        for t in table
-    ]
+    specs = topic_specs(settings, TopicTable.build(settings.topic_prefix))
     created = asyncio.run(ensure_topics(settings.kafka_bootstrap_servers, specs))
     for spec in specs:
         click.echo(f"{spec.name}\t{'created' if spec.name in created else 'exists'}")

@@ -2,14 +2,21 @@
 
 CPU work (parsing, validation, enrichment, Avro) runs in a worker thread chunk by
 chunk, so the event loop stays free for other requests and health checks. The
-transaction is opened only when the first output is ready, so a slow or malformed
-body does not hold a producer. Any error aborts it: nothing of the message is visible.
+transaction is opened once the message's coordinates (msgGrpId, msgSerNbr) are known.
+Any error aborts it: nothing of the message is visible to read_committed subscribers.
+
+A message whose coordinates were published before with the same content (SHA-256 of
+the decompressed body) is a duplicate: its transaction is aborted and the answer says
+``"duplicate": true``. The same coordinates with other content are published again, with
+a CONFLICT receipt and a warning: IV-MTR regenerated the file, and dropping it could
+lose scans; subscribers can de-duplicate scans by ``event_id``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import time
 from collections import Counter
 from collections.abc import AsyncIterator, Mapping
@@ -18,10 +25,12 @@ from typing import Any
 
 import structlog
 
-from consumer.core.pipeline import DeadLetter, Limits, MessagePipeline, Outcome, ScanEvent
+from consumer.core.pipeline import Envelope, Limits, MessagePipeline, Outcome, ScanEvent
 from consumer.core.records import RecordKind, RecordShape
 from consumer.errors import Unavailable
-from producer import KafkaMessage, PartitionedBatches, Publisher, PublishError, TopicTable
+from producer import KafkaMessage, Publisher, PublishError, TopicTable
+from producer.deliveries import message_key
+from producer.publisher import Delivery
 
 __all__ = ["IngestSummary", "MessageIngest"]
 
@@ -35,14 +44,15 @@ class IngestSummary:
     feed: str
     msg_grp_id: str | None = None
     msg_ser_nbr: int | None = None
-    tot_msg_cnt: int | None = None
-    rec_cnt: int | None = None
-    tot_rec_cnt: int | None = None
     received: int = 0
     published: dict[str, int] = field(default_factory=dict)
     rejected: int = 0
-    rejected_by_reason: Counter[str] = field(default_factory=Counter)
+    rejected_by_field: Counter[str] = field(default_factory=Counter)
+    received_by_kind: Counter[str] = field(default_factory=Counter)
     body_bytes: int = 0
+    duplicate: bool = False
+    status: str = "PUBLISHED"
+    problems: list[str] = field(default_factory=list)
 
     def as_json(self) -> dict[str, Any]:
         """The JSON answer to IV-MTR."""
@@ -53,7 +63,9 @@ class IngestSummary:
             "received": self.received,
             "published": dict(self.published),
             "rejected": self.rejected,
-            "recCntMatches": None if self.rec_cnt is None else self.rec_cnt == self.received,
+            "duplicate": self.duplicate,
+            "status": self.status,
+            "problems": self.problems,
         }
 
 
@@ -68,12 +80,14 @@ class MessageIngest:
         *,
         limits: Limits,
         kafka_timeout_s: float,
+        replica_id: str,
     ) -> None:
-        self._publisher = publisher
-        self._topics = topics
+        self.publisher = publisher
+        self.topics = topics
+        self.kafka_timeout_s = kafka_timeout_s
+        self.replica_id = replica_id
         self._shapes = shapes
         self._limits = limits
-        self._kafka_timeout_s = kafka_timeout_s
         self._topic_of = {
             RecordKind.PIECE: topics.piece_scans,
             RecordKind.BUNDLE: topics.bundle_scans,
@@ -98,84 +112,136 @@ class MessageIngest:
             campaign=campaign,
             limits=self._limits,
         )
-        summary = IngestSummary(feed=feed)
-        async with contextlib.AsyncExitStack() as stack:
-            stack.callback(pipeline.close)
-            batches: PartitionedBatches | None = None
-            async for chunk in body:
-                messages = await asyncio.to_thread(
-                    self._serialise, pipeline, pipeline.feed, chunk, summary
-                )
-                if messages:
-                    batches = batches or await self._open(stack)
-                    await self._add(batches, messages)
-            messages = await asyncio.to_thread(
-                self._serialise, pipeline, lambda _: pipeline.finish(), b"", summary
-            )
-            batches = batches or await self._open(stack)
-            await self._add(batches, messages)
-            summary.body_bytes = pipeline.bytes_parsed
-            envelope = pipeline.envelope
-            summary.msg_grp_id, summary.msg_ser_nbr = envelope.msg_grp_id, envelope.msg_ser_nbr
-            summary.tot_msg_cnt, summary.rec_cnt, summary.tot_rec_cnt = (
-                envelope.tot_msg_cnt,
-                envelope.rec_cnt,
-                envelope.tot_rec_cnt,
-            )
-            try:
-                await asyncio.wait_for(stack.aclose(), self._kafka_timeout_s)
-            except TimeoutError as exc:
-                raise Unavailable("Kafka did not commit the message in time") from exc
-            except PublishError as exc:
-                raise Unavailable(f"Kafka did not commit the message: {exc}") from exc
-        return summary
-
-    async def _open(self, stack: contextlib.AsyncExitStack) -> PartitionedBatches:
+        run = _MessageRun(self, pipeline, IngestSummary(feed=feed))
         try:
-            return await asyncio.wait_for(
-                stack.enter_async_context(self._publisher.transaction()), self._kafka_timeout_s
-            )
-        except (PublishError, TimeoutError) as exc:
-            raise Unavailable(f"Kafka is not available: {exc or 'timed out'}") from exc
+            async with contextlib.AsyncExitStack() as stack:
+                stack.callback(pipeline.close)
+                async for chunk in body:
+                    await run.publish(stack, await asyncio.to_thread(run.process, chunk))
+                await run.publish(stack, await asyncio.to_thread(run.process, b"", True), last=True)
+                await run.finish()
+        except PublishError as exc:
+            raise Unavailable(f"Kafka did not commit the message: {exc}") from exc
+        except TimeoutError as exc:
+            raise Unavailable("Kafka did not commit the message in time") from exc
+        return run.summary
 
-    async def _add(self, batches: PartitionedBatches, messages: list[KafkaMessage]) -> None:
-        try:
-            # One deadline per chunk: wait_for per record would create a task for each.
-            async with asyncio.timeout(self._kafka_timeout_s):
-                for message in messages:
-                    await batches.add(message)
-        except (PublishError, TimeoutError) as exc:
-            raise Unavailable(f"Kafka did not take the message: {exc or 'timed out'}") from exc
-
-    def _serialise(
-        self, pipeline: MessagePipeline, step: Any, chunk: bytes, summary: IngestSummary
-    ) -> list[KafkaMessage]:
-        # Runs in a worker thread: pure computation over this message's own state.
-        outcomes: list[Outcome] = step(chunk)
-        return [self._message(outcome, pipeline, summary) for outcome in outcomes]
-
-    def _message(
-        self, outcome: Outcome, pipeline: MessagePipeline, summary: IngestSummary
-    ) -> KafkaMessage:
-        summary.received += 1
-        envelope = pipeline.envelope
+    def message(self, outcome: Outcome, envelope: Envelope, feed: str) -> KafkaMessage:
+        """The Kafka message of one outcome, with the message's coordinates as headers."""
         headers = (
-            ("ivmtr.feed", pipeline.feed_name.encode()),
+            ("ivmtr.feed", feed.encode()),
             ("ivmtr.msg_grp_id", (envelope.msg_grp_id or "").encode()),
             ("ivmtr.msg_ser_nbr", str(envelope.msg_ser_nbr).encode()),
             ("ivmtr.encoding", b"avro-single-object"),
         )
-        if isinstance(outcome, ScanEvent):
-            topic = self._topic_of[outcome.kind]
-        else:
-            topic = self._topics.dead_letters
-            summary.rejected += 1
-            for field_name, _problem in outcome.reasons:
-                summary.rejected_by_reason[field_name or "record"] += 1
-            _log_dead_letter(outcome)
-        summary.published[topic.name] = summary.published.get(topic.name, 0) + 1
+        topic = (
+            self._topic_of[outcome.kind]
+            if isinstance(outcome, ScanEvent)
+            else self.topics.dead_letters
+        )
         return topic.message(outcome.key, outcome.value, headers)
 
 
-def _log_dead_letter(letter: DeadLetter) -> None:
-    log.debug("record dead-lettered", kind=letter.kind, reasons=letter.reasons)
+class _MessageRun:
+    """The state of one message on its way: hash, counts, the open delivery."""
+
+    def __init__(
+        self, ingest: MessageIngest, pipeline: MessagePipeline, summary: IngestSummary
+    ) -> None:
+        self.ingest = ingest
+        self.pipeline = pipeline
+        self.summary = summary
+        self.sha256 = hashlib.sha256()
+        self.delivery: Delivery | None = None
+
+    def process(self, chunk: bytes, last: bool = False) -> list[KafkaMessage]:
+        # Runs in a worker thread: pure computation over this message's own state.
+        self.sha256.update(chunk)
+        outcomes = self.pipeline.finish() if last else self.pipeline.feed(chunk)
+        summary, envelope, feed = self.summary, self.pipeline.envelope, self.pipeline.feed_name
+        messages = []
+        for outcome in outcomes:
+            summary.received += 1
+            summary.received_by_kind[outcome.kind.value if outcome.kind else "unknown"] += 1
+            if not isinstance(outcome, ScanEvent):
+                summary.rejected += 1
+                for field_name, _problem in outcome.reasons:
+                    summary.rejected_by_field[field_name or "record"] += 1
+            message = self.ingest.message(outcome, envelope, feed)
+            summary.published[message.topic] = summary.published.get(message.topic, 0) + 1
+            messages.append(message)
+        return messages
+
+    async def publish(
+        self, stack: contextlib.AsyncExitStack, messages: list[KafkaMessage], last: bool = False
+    ) -> None:
+        """Add a chunk's messages to the transaction, opening it first if need be."""
+        if self.delivery is None and (messages or last):
+            self.delivery = await self._open(stack)
+        if not messages:
+            return
+        assert self.delivery is not None
+        # One deadline per chunk: wait_for per record would create a task for each.
+        async with asyncio.timeout(self.ingest.kafka_timeout_s):
+            for message in messages:
+                await self.delivery.add(message)
+
+    async def _open(self, stack: contextlib.AsyncExitStack) -> Delivery:
+        envelope = self.pipeline.envelope
+        assert envelope.msg_grp_id is not None and envelope.msg_ser_nbr is not None
+        self.summary.msg_grp_id, self.summary.msg_ser_nbr = (
+            envelope.msg_grp_id,
+            envelope.msg_ser_nbr,
+        )
+        key = message_key(envelope.msg_grp_id, envelope.msg_ser_nbr)
+        started = self.receipt("STARTED", content_sha256=None)
+        return await stack.enter_async_context(self.ingest.publisher.delivery(key, started))
+
+    async def finish(self) -> None:
+        """Decide duplicate / conflict / published and add the message's receipt."""
+        delivery = self.delivery
+        assert delivery is not None
+        summary, envelope = self.summary, self.pipeline.envelope
+        summary.body_bytes = self.pipeline.bytes_parsed
+        digest = self.sha256.hexdigest()
+        prior = delivery.prior
+        if prior is not None and prior["content_sha256"] == digest:
+            delivery.discard = True
+            summary.duplicate, summary.status = True, "DUPLICATE"
+            summary.published = dict(prior["published"])
+            return
+        if envelope.rec_cnt is not None and envelope.rec_cnt != summary.received:
+            summary.problems.append(
+                f"recCnt {envelope.rec_cnt} != {summary.received} records received"
+            )
+        if prior is not None:
+            summary.status = "CONFLICT"
+            summary.problems.append(
+                f"msgGrpId/msgSerNbr published before with other content (sha256 {prior['content_sha256']})"
+            )
+        receipt = self.receipt(summary.status, content_sha256=digest)
+        delivery.receipt = receipt
+        deliveries = self.ingest.topics.deliveries
+        await delivery.add(deliveries.message(delivery.key, receipt, partition=delivery.slot))
+
+    def receipt(self, status: str, *, content_sha256: str | None) -> dict[str, Any]:
+        envelope, summary = self.pipeline.envelope, self.summary
+        assert envelope.msg_grp_id is not None
+        return {
+            "kind": "MESSAGE",
+            "status": status,
+            "feed": self.pipeline.feed_name,
+            "msg_grp_id": envelope.msg_grp_id,
+            "msg_ser_nbr": envelope.msg_ser_nbr,
+            "tot_msg_cnt": envelope.tot_msg_cnt,
+            "rec_cnt": envelope.rec_cnt,
+            "tot_rec_cnt": envelope.tot_rec_cnt,
+            "records_received": summary.received,
+            "records_rejected": summary.rejected,
+            "published": dict(summary.published),
+            "content_sha256": content_sha256,
+            "messages_received": [],
+            "problems": list(summary.problems),
+            "replica": self.ingest.replica_id,
+            "written_at": time.time_ns() // 1_000_000,
+        }

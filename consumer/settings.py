@@ -49,7 +49,13 @@ class Settings(BaseSettings):
     transactional_id_prefix: str = Field(
         "ivmtr-stream", min_length=1, description="Prefix of transactional ids."
     )
-    producer_pool_size: int = Field(4, ge=1, le=64, description="Messages published concurrently.")
+    delivery_slots: int = Field(
+        16,
+        ge=1,
+        le=256,
+        description="Partitions of the deliveries topic it creates; also Kafka transactional ids, "
+        "and so messages published at once.",
+    )
     linger_ms: int = Field(5, ge=0, description="Producer linger time.")
     max_batch_bytes: int = Field(
         512 * 1024, ge=16 * 1024, description="Producer batch size per partition."

@@ -4,6 +4,7 @@
     ├── KafkaUnavailable         the broker could not be reached or did not answer (retriable)
     ├── PublishTimeout           no producer or commit within the configured time (retriable)
     ├── TransactionAborted       the transaction was aborted; nothing of it is visible (retriable)
+    ├── Fenced                   another producer took over the transactional id (retriable)
     └── SerializationError       an event does not fit its Avro schema (a bug, not retriable)
 
 Callers ask ``exc.retriable`` rather than keeping lists of classes.
@@ -12,6 +13,7 @@ Callers ask ``exc.retriable`` rather than keeping lists of classes.
 from __future__ import annotations
 
 __all__ = [
+    "Fenced",
     "KafkaUnavailable",
     "PublishError",
     "PublishTimeout",
@@ -36,6 +38,10 @@ class PublishTimeout(PublishError):
 
 class TransactionAborted(PublishError):
     """The transaction was aborted: read_committed consumers see none of it."""
+
+
+class Fenced(PublishError):
+    """Another producer registered the same transactional id; this one's transaction is void."""
 
 
 class SerializationError(PublishError):

@@ -14,10 +14,15 @@ from functools import lru_cache
 from typing import Any
 
 from aiokafka import AIOKafkaProducer
-from aiokafka.errors import KafkaConnectionError, KafkaError, KafkaTimeoutError
+from aiokafka.errors import (
+    KafkaConnectionError,
+    KafkaError,
+    KafkaTimeoutError,
+    ProducerFenced,
+)
 from aiokafka.partitioner import murmur2
 
-from producer.errors import KafkaUnavailable, PublishError, TransactionAborted
+from producer.errors import Fenced, KafkaUnavailable, PublishError, TransactionAborted
 from producer.topics import KafkaMessage
 
 __all__ = [
@@ -50,6 +55,8 @@ def kafka_errors() -> Iterator[None]:
         yield
     except (KafkaConnectionError, KafkaTimeoutError) as exc:
         raise KafkaUnavailable(str(exc) or type(exc).__name__) from exc
+    except ProducerFenced as exc:
+        raise Fenced(str(exc)) from exc
     except KafkaError as exc:
         raise PublishError(str(exc) or type(exc).__name__) from exc
 
@@ -81,31 +88,42 @@ class PartitionedBatches:
         self._round_robin = 0
         self.records = 0
 
-    async def add(self, message: KafkaMessage) -> None:
-        """Queue one message; submits its partition's batch when that batch is full."""
+    def _slot(self, message: KafkaMessage) -> tuple[str, int]:
         count = self._partitions.get(message.topic)
         if count is None:
             raise PublishError(f"topic {message.topic!r} is not known to the producer")
+        if message.partition is not None:
+            return message.topic, message.partition
         self._round_robin += 1
-        partition = partition_for(message.key, count, self._round_robin)
-        slot = (message.topic, partition)
+        return message.topic, partition_for(message.key, count, self._round_robin)
+
+    async def add(self, message: KafkaMessage) -> None:
+        """Queue one message; submits its partition's batch when that batch is full."""
+        slot = self._slot(message)
         batch = self._open.get(slot)
         if batch is None:
             batch = self._open[slot] = self._producer.create_batch()
-        if (
-            batch.append(
-                key=message.key, value=message.value, timestamp=None, headers=list(message.headers)
-            )
-            is None
-        ):
+        if not _append(batch, message):
             await self._submit(slot)
             batch = self._open[slot] = self._producer.create_batch()
-            appended = batch.append(
-                key=message.key, value=message.value, timestamp=None, headers=list(message.headers)
-            )
-            if appended is None:
+            if not _append(batch, message):
                 raise PublishError(f"a record of {len(message.value)} bytes exceeds the batch size")
         self.records += 1
+
+    async def send_now(self, message: KafkaMessage) -> int:
+        """Send one message on its own and wait for the broker: returns its offset."""
+        slot = self._slot(message)
+        with kafka_errors():
+            future = await self._producer.send(
+                slot[0],
+                message.value,
+                key=message.key,
+                partition=slot[1],
+                headers=list(message.headers),
+            )
+            metadata = await future
+        self.records += 1
+        return int(metadata.offset)
 
     async def _submit(self, slot: tuple[str, int]) -> None:
         batch = self._open.pop(slot)
@@ -123,8 +141,20 @@ class PartitionedBatches:
         self._pending.clear()
 
 
+def _append(batch: Any, message: KafkaMessage) -> bool:
+    metadata = batch.append(
+        key=message.key, value=message.value, timestamp=None, headers=list(message.headers)
+    )
+    return metadata is not None
+
+
 class TransactionalProducer:
-    """One aiokafka producer with a transactional id: one open transaction at a time."""
+    """One aiokafka producer with a transactional id: one open transaction at a time.
+
+    Starting it registers the transactional id with the coordinator, which fences any
+    other producer holding that id and aborts its open transaction. A producer that was
+    fenced, or whose abort failed, is ``broken`` and must be replaced.
+    """
 
     def __init__(self, config: KafkaConfig, transactional_id: str) -> None:
         self.config = config
@@ -151,15 +181,23 @@ class TransactionalProducer:
         )
         try:
             with kafka_errors():
-                await producer.start()
+                # aiokafka's start can wait forever without a broker (#1101): bound it.
+                await asyncio.wait_for(producer.start(), config.request_timeout_ms / 1000)
                 for topic in topics:
                     partitions = await producer.partitions_for(topic)
                     self._partitions[topic] = len(partitions)
-        except BaseException:
+        except BaseException as exc:
+            self.broken = True
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(producer.stop(), 5)
+            if isinstance(exc, TimeoutError):
+                raise KafkaUnavailable("Kafka did not answer while starting a producer") from exc
             raise
         self._producer = producer
+
+    def partitions(self, topic: str) -> int:
+        """Partition count of one of the producer's topics."""
+        return self._partitions[topic]
 
     async def stop(self) -> None:
         """Flush and close; idempotent. Bounded, since aiokafka can hang with no broker (#1101)."""
@@ -168,31 +206,57 @@ class TransactionalProducer:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(producer.stop(), self.config.request_timeout_ms / 1000)
 
-    @contextlib.asynccontextmanager
-    async def transaction(self) -> AsyncIterator[PartitionedBatches]:
-        """Commit on a clean exit, abort on an exception. Marks itself broken if abort fails."""
+    async def begin(self) -> PartitionedBatches:
+        """Begin a transaction; its messages go through the returned batches."""
         producer = self._producer
-        if producer is None:
+        if producer is None or self.broken:
             raise KafkaUnavailable("producer is not started")
-        with kafka_errors():
-            await producer.begin_transaction()
-        batches = PartitionedBatches(producer, self._partitions)
         try:
-            yield batches
+            with kafka_errors():
+                await producer.begin_transaction()
+        except BaseException:
+            self.broken = True
+            raise
+        return PartitionedBatches(producer, self._partitions)
+
+    async def commit(self, batches: PartitionedBatches) -> None:
+        """Flush the batches and commit: when this returns, the transaction is durable."""
+        producer = self._producer
+        assert producer is not None
+        try:
             await batches.flush()
             with kafka_errors():
                 await producer.commit_transaction()
-        except BaseException as exc:
-            await self._abort(producer)
-            if isinstance(exc, KafkaError):
-                raise TransactionAborted(str(exc) or type(exc).__name__) from exc
+        except PublishError:
+            self.broken = True
             raise
+        except Exception as exc:
+            # aiokafka asserts on state transitions after a fatal error; that is a failed commit.
+            self.broken = True
+            raise PublishError(f"the transaction failed: {exc!r}") from exc
 
-    async def _abort(self, producer: AIOKafkaProducer) -> None:
+    async def abort(self) -> None:
+        """Abort the open transaction; never raises. Marks the producer broken if it fails."""
+        producer = self._producer
+        if producer is None:
+            return
         try:
             await asyncio.wait_for(
                 producer.abort_transaction(), self.config.request_timeout_ms / 1000
             )
-        except Exception:
-            # A producer whose abort failed is in an unknown state: the pool replaces it.
+        except BaseException:
+            # After a fence or a failed abort the producer's state is unknown: replace it.
             self.broken = True
+
+    @contextlib.asynccontextmanager
+    async def transaction(self) -> AsyncIterator[PartitionedBatches]:
+        """Commit on a clean exit, abort on an exception."""
+        batches = await self.begin()
+        try:
+            yield batches
+            await self.commit(batches)
+        except BaseException as exc:
+            await self.abort()
+            if isinstance(exc, KafkaError):
+                raise TransactionAborted(str(exc) or type(exc).__name__) from exc
+            raise

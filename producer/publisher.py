@@ -1,26 +1,61 @@
-"""Publisher: the one object the ingest side talks to.
+"""Publisher: one Kafka transaction per pushed message, exactly once across replicas.
 
-It keeps a small pool of transactional producers. Each pushed message borrows one
-for the length of its transaction, so concurrent messages commit independently, and
-a message is visible to read_committed subscribers all at once or not at all.
+A message's key (``msg:<msgGrpId>/<msgSerNbr>``) picks a *delivery slot*: a partition of
+the deliveries topic and the transactional id ``<prefix>-slot-<n>``, the same on every
+replica. Publishing a message:
+
+1. takes the slot in this process (one transaction per slot at a time);
+2. begins a transaction and writes a STARTED receipt to the slot's partition. If another
+   replica used the slot since, the write fails as fenced; the producer is replaced,
+   which fences the other replica's producer in turn and aborts whatever it had open;
+3. waits until the delivery log has applied every receipt before that STARTED record.
+   Only the slot's holder writes to that partition, so this is every committed receipt
+   of the message: ``prior`` says whether it was published before;
+4. lets the caller stream the events and the final receipt into the transaction, and
+   commits (or aborts) it.
+
+So two replicas that receive the same message at the same moment serialise on its slot:
+one commits, the other either sees that receipt (a duplicate) or is fenced (503, and the
+sender's retry is then a duplicate).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
-from types import TracebackType
+import random
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass
+from typing import Any
 
-from producer.errors import KafkaUnavailable, PublishTimeout
-from producer.kafka import KafkaConfig, PartitionedBatches, TransactionalProducer
-from producer.topics import TopicTable
+from producer.deliveries import DeliveryLog, Receipt
+from producer.errors import Fenced, KafkaUnavailable, PublishError, PublishTimeout
+from producer.kafka import KafkaConfig, PartitionedBatches, TransactionalProducer, partition_for
+from producer.topics import KafkaMessage, TopicTable
 
-__all__ = ["Publisher"]
+__all__ = ["Delivery", "Publisher"]
+
+_CLAIM_ATTEMPTS = 5
+
+
+@dataclass
+class Delivery:
+    """One open transaction for one key: add messages, then the publisher commits it."""
+
+    key: str
+    slot: int
+    prior: Receipt | None
+    batches: PartitionedBatches
+    discard: bool = False  # set to abort without an error (e.g. a duplicate)
+    receipt: Receipt | None = None
+
+    async def add(self, message: KafkaMessage) -> None:
+        """Queue one message of the transaction."""
+        await self.batches.add(message)
 
 
 class Publisher:
-    """A pool of transactional producers over one topic table."""
+    """Delivery slots over one topic table, and the delivery log that dedups with them."""
 
     def __init__(
         self,
@@ -28,78 +63,126 @@ class Publisher:
         topics: TopicTable,
         *,
         transactional_id_prefix: str = "ivmtr-stream",
-        pool_size: int = 4,
-        acquire_timeout: float = 30.0,
+        timeout_s: float = 30.0,
     ) -> None:
         self.config = config
         self.topics = topics
-        self._ids = [f"{transactional_id_prefix}-{index}" for index in range(pool_size)]
-        self._idle: asyncio.Queue[TransactionalProducer] = asyncio.Queue()
-        self._acquire_timeout = acquire_timeout
+        self.log = DeliveryLog(config.bootstrap_servers, topics.deliveries)
+        self._prefix = transactional_id_prefix
+        self._timeout_s = timeout_s
+        self._producers: dict[int, TransactionalProducer] = {}
+        self._locks: dict[int, asyncio.Lock] = {}
         self._started = False
 
+    @property
+    def slots(self) -> int:
+        """Number of delivery slots (partitions of the deliveries topic)."""
+        return self.log.partitions
+
     async def start(self) -> None:
-        """Start every producer of the pool; raises KafkaUnavailable if the broker is not there."""
+        """Read the delivery log, then take every slot: aborts what a crashed process left open."""
         if self._started:
             return
-        started: list[TransactionalProducer] = []
+        await self.log.start(self._timeout_s * 2)
+        self._locks = {slot: asyncio.Lock() for slot in range(self.slots)}
         try:
-            for transactional_id in self._ids:
-                producer = TransactionalProducer(self.config, transactional_id)
-                await producer.start(self._topic_names())
-                started.append(producer)
+            await asyncio.gather(*(self._producer(slot) for slot in range(self.slots)))
         except BaseException:
-            for producer in started:
-                await producer.stop()
+            await self.stop()
             raise
-        for producer in started:
-            self._idle.put_nowait(producer)
         self._started = True
 
     async def stop(self) -> None:
-        """Stop the producers that are idle; idempotent. Call after in-flight messages ended."""
+        """Stop producers and the log; idempotent. Call after in-flight messages ended."""
         self._started = False
-        while not self._idle.empty():
-            await self._idle.get_nowait().stop()
+        producers, self._producers = self._producers, {}
+        await asyncio.gather(*(producer.stop() for producer in producers.values()))
+        await self.log.stop()
 
     async def __aenter__(self) -> Publisher:
         await self.start()
         return self
 
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    async def __aexit__(self, *exc_info: object) -> None:
         await self.stop()
 
-    def _topic_names(self) -> list[str]:
-        return [topic.name for topic in self.topics]
+    def slot_of(self, key: str) -> int:
+        """The delivery slot of a receipt key."""
+        return partition_for(key.encode(), self.slots)
+
+    async def _producer(self, slot: int) -> TransactionalProducer:
+        producer = self._producers.get(slot)
+        if producer is not None and not producer.broken:
+            return producer
+        if producer is not None:
+            await producer.stop()
+        # Scoped by the deliveries topic: services on other topic prefixes never fence these.
+        producer = TransactionalProducer(self.config, f"{self._prefix}-{self.log.topic.name}-{slot}")
+        self._producers[slot] = producer
+        await producer.start([topic.name for topic in self.topics])
+        return producer
 
     @contextlib.asynccontextmanager
-    async def transaction(self) -> AsyncIterator[PartitionedBatches]:
-        """Borrow a producer and run one transaction on it: commit on exit, abort on error."""
+    async def delivery(self, key: str, started: Mapping[str, Any]) -> AsyncIterator[Delivery]:
+        """Open the transaction of ``key``; commit on a clean exit unless discarded, else abort.
+
+        ``started`` is the STARTED receipt written first. The caller adds the final receipt
+        under the same key (``Delivery.receipt`` keeps it for the local view).
+        """
         if not self._started:
             raise KafkaUnavailable("publisher is not started")
+        slot = self.slot_of(key)
+        lock = self._locks[slot]
         try:
-            producer = await asyncio.wait_for(self._idle.get(), self._acquire_timeout)
+            async with asyncio.timeout(self._timeout_s):
+                await lock.acquire()
         except TimeoutError as exc:
-            raise PublishTimeout("no producer became free in time") from exc
+            raise PublishTimeout(f"delivery slot {slot} stayed busy") from exc
         try:
-            async with producer.transaction() as batches:
-                yield batches
-        finally:
-            await self._give_back(producer)
-
-    async def _give_back(self, producer: TransactionalProducer) -> None:
-        if producer.broken:
-            await producer.stop()
-            replacement = TransactionalProducer(self.config, producer.transactional_id)
+            producer, batches = await self._claim(slot, key, started)
             try:
-                await replacement.start(self._topic_names())
-            except Exception:
-                # Keep the slot: the next borrower retries the start (see _ensure_started).
-                replacement.broken = True
-            producer = replacement
-        self._idle.put_nowait(producer)
+                prior = self.log.get(key)
+                delivery = Delivery(key, slot, prior, batches)
+                yield delivery
+                if delivery.discard:
+                    await producer.abort()
+                    return
+                async with asyncio.timeout(self._timeout_s):
+                    await producer.commit(batches)
+                if delivery.receipt is not None:
+                    self.log.apply(key, delivery.receipt)
+            except BaseException:
+                await producer.abort()
+                raise
+        finally:
+            lock.release()
+
+    async def _claim(
+        self, slot: int, key: str, started: Mapping[str, Any]
+    ) -> tuple[TransactionalProducer, PartitionedBatches]:
+        claim = self.topics.deliveries.message(key, started, partition=slot)
+        for attempt in range(_CLAIM_ATTEMPTS):
+            try:
+                async with asyncio.timeout(self._timeout_s):
+                    producer = await self._producer(slot)
+                    batches = await producer.begin()
+                    try:
+                        offset = await batches.send_now(claim)
+                        await self.log.caught_up(slot, offset, self._timeout_s)
+                    except BaseException:
+                        await producer.abort()
+                        raise
+                return producer, batches
+            except Fenced:
+                self._producers[slot].broken = True
+                # Another replica took the slot: take it back after a short, random pause
+                # so that two replicas do not keep fencing each other in lockstep.
+                if attempt == _CLAIM_ATTEMPTS - 1:
+                    raise
+                await asyncio.sleep(random.uniform(0.02, 0.2) * (attempt + 1))
+            except TimeoutError as exc:
+                raise KafkaUnavailable(f"Kafka did not answer within {self._timeout_s} s") from exc
+            except PublishError:
+                self._producers[slot].broken = True
+                raise
+        raise AssertionError("unreachable")

@@ -7,6 +7,8 @@ The topic table is built from a name prefix (``ivmtr.`` by default):
     <prefix>handling-unit-scans  HandlingUnitScan   key: 24-digit IMtb
     <prefix>container-scans      ContainerScan      key: 21-character IMcb
     <prefix>dead-letters         DeadLetter         key: msgGrpId/msgSerNbr
+    <prefix>deliveries           DeliveryReceipt    key: msg:<msgGrpId>/<msgSerNbr> or group:<msgGrpId>
+                                                    (compacted; partition = delivery slot)
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ class KafkaMessage:
     key: bytes | None
     value: bytes
     headers: Headers = ()
+    partition: int | None = None  # None: the key's partition, as the Java client picks it
 
 
 class Topic:
@@ -46,7 +49,12 @@ class Topic:
         return f"Topic({self.name!r}, {self.schema.name!r})"
 
     def message(
-        self, key: str | None, value: Mapping[str, Any], headers: Sequence[tuple[str, bytes]] = ()
+        self,
+        key: str | None,
+        value: Mapping[str, Any],
+        headers: Sequence[tuple[str, bytes]] = (),
+        *,
+        partition: int | None = None,
     ) -> KafkaMessage:
         """Serialise one value for this topic. Headers always name the value's schema."""
         return KafkaMessage(
@@ -54,6 +62,7 @@ class Topic:
             key=None if key is None else key.encode(),
             value=self._serialise(value),
             headers=(("ivmtr.schema", self.schema.name.encode()), *headers),
+            partition=partition,
         )
 
 
@@ -66,6 +75,7 @@ class TopicTable:
     handling_unit_scans: Topic
     container_scans: Topic
     dead_letters: Topic
+    deliveries: Topic
 
     @classmethod
     def build(cls, prefix: str = "ivmtr.", schema_directory: Path | None = None) -> TopicTable:
@@ -82,6 +92,7 @@ class TopicTable:
             handling_unit_scans=topic("handling-unit-scans", "HandlingUnitScan"),
             container_scans=topic("container-scans", "ContainerScan"),
             dead_letters=topic("dead-letters", "DeadLetter"),
+            deliveries=topic("deliveries", "DeliveryReceipt"),
         )
 
     def __iter__(self) -> Iterator[Topic]:
@@ -90,6 +101,7 @@ class TopicTable:
         yield self.handling_unit_scans
         yield self.container_scans
         yield self.dead_letters
+        yield self.deliveries
 
     def by_name(self, name: str) -> Topic:
         """The topic called ``name``; KeyError when it is not one of ours."""

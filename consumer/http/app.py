@@ -68,15 +68,32 @@ def kafka_config(settings: Settings) -> KafkaConfig:
     )
 
 
+def topic_specs(settings: Settings, topics: TopicTable) -> list[TopicSpec]:
+    """How to create each topic: the deliveries topic is compacted, one partition per slot."""
+    specs = [
+        TopicSpec(topic.name, settings.topic_partitions, settings.topic_replication_factor)
+        for topic in topics
+        if topic is not topics.deliveries
+    ]
+    specs.append(
+        TopicSpec(
+            topics.deliveries.name,
+            settings.delivery_slots,
+            settings.topic_replication_factor,
+            (("cleanup.policy", "compact"), ("min.compaction.lag.ms", "3600000")),
+        )
+    )
+    return specs
+
+
 def create_app(settings: Settings) -> Starlette:
     """Build the application; Kafka is connected by the lifespan, not here."""
     topics = TopicTable.build(settings.topic_prefix)
     publisher = Publisher(
         kafka_config(settings),
         topics,
-        transactional_id_prefix=f"{settings.transactional_id_prefix}-{settings.replica_id}",
-        pool_size=settings.producer_pool_size,
-        acquire_timeout=settings.kafka_timeout_s,
+        transactional_id_prefix=settings.transactional_id_prefix,
+        timeout_s=settings.kafka_timeout_s,
     )
     ingest = MessageIngest(
         publisher,
@@ -88,19 +105,14 @@ def create_app(settings: Settings) -> Starlette:
             max_string_length=settings.max_string_length,
         ),
         kafka_timeout_s=settings.kafka_timeout_s,
+        replica_id=settings.replica_id,
     )
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         if settings.create_topics:
             created = await ensure_topics(
-                settings.kafka_bootstrap_servers,
-                [
-                    TopicSpec(
-                        topic.name, settings.topic_partitions, settings.topic_replication_factor
-                    )
-                    for topic in topics
-                ],
+                settings.kafka_bootstrap_servers, topic_specs(settings, topics)
             )
             if created:
                 log.info("topics created", topics=created)

@@ -1,0 +1,195 @@
+"""Delivery guarantees against the real broker and real service processes: exactly once
+per pushed message, across retries, concurrent pushes, restarts and two replicas."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import orjson
+import pytest
+
+from consumer.simulator import MailingSpec, generate_records, message_group
+from tests.integration.conftest import (
+    Service,
+    consume,
+    message_group_id,
+    require_broker,
+    start_service,
+    stop_service,
+)
+
+pytestmark = pytest.mark.kafka
+
+
+def mailing(pieces: int, message_size: int, seed: int) -> list[dict[str, object]]:
+    """A realistic message group from the simulator, with a fresh msgGrpId."""
+    records = list(generate_records(MailingSpec(pieces=pieces, seed=seed)))
+    return message_group(records, message_size=message_size, msg_grp_id=message_group_id())
+
+
+async def push_until_answered(
+    client: httpx.AsyncClient, url: str, body: bytes, attempts: int = 40
+) -> httpx.Response:
+    """Push like IV-MTR: retry on 503/429 and on network errors, honouring Retry-After."""
+    for _ in range(attempts):
+        try:
+            response = await client.post(
+                url, content=body, headers={"content-type": "application/json"}
+            )
+        except httpx.TransportError:
+            await asyncio.sleep(0.5)
+            continue
+        if response.status_code not in (429, 503):
+            return response
+        await asyncio.sleep(min(float(response.headers.get("retry-after", "1")), 2.0))
+    raise AssertionError(f"no answer after {attempts} attempts")
+
+
+async def event_ids(service: Service, group: str) -> Counter[str]:
+    """How often each event id of a group is visible to read_committed subscribers."""
+    ids: Counter[str] = Counter()
+    for suffix in ("piece-scans", "handling-unit-scans", "container-scans", "bundle-scans"):
+        for record in await consume(service.topic(suffix), msg_grp_id=group):
+            ids[record.value["event_id"]] += 1
+    return ids
+
+
+def expected_ids(messages: list[dict[str, object]]) -> int:
+    return sum(len(message["events"]) for message in messages)  # type: ignore[arg-type]
+
+
+async def receipts(service: Service, group: str) -> list[dict[str, object]]:
+    records = await consume(service.topic("deliveries"))
+    return [r.value for r in records if r.value["msg_grp_id"] == group]
+
+
+async def test_a_resent_message_is_a_duplicate(client: httpx.AsyncClient, service: Service) -> None:
+    (message,) = mailing(40, 10_000, seed=11)
+    body = orjson.dumps(message)
+    first = await client.post(
+        "/v1/feeds/demo", content=body, headers={"content-type": "application/json"}
+    )
+    second = await client.post(
+        "/v1/feeds/demo", content=body, headers={"content-type": "application/json"}
+    )
+    assert first.status_code == second.status_code == 200
+    assert first.json()["duplicate"] is False and first.json()["status"] == "PUBLISHED"
+    assert second.json()["duplicate"] is True and second.json()["status"] == "DUPLICATE"
+    assert second.json()["published"] == first.json()["published"]
+    ids = await event_ids(service, message["msgGrpId"])  # type: ignore[arg-type]
+    assert len(ids) == expected_ids([message]) and set(ids.values()) == {1}
+    statuses = [
+        r["status"] for r in await receipts(service, message["msgGrpId"]) if r["kind"] == "MESSAGE"
+    ]  # type: ignore[arg-type]
+    assert statuses == ["STARTED", "PUBLISHED"]
+
+
+async def test_concurrent_pushes_of_one_message_publish_once(
+    client: httpx.AsyncClient, service: Service
+) -> None:
+    (message,) = mailing(60, 10_000, seed=12)
+    body = orjson.dumps(message)
+    url = f"{service.url}/v1/feeds/demo"
+    answers = await asyncio.gather(*(push_until_answered(client, url, body) for _ in range(4)))
+    assert [a.status_code for a in answers] == [200] * 4
+    assert sorted(a.json()["duplicate"] for a in answers) == [False, True, True, True]
+    ids = await event_ids(service, message["msgGrpId"])  # type: ignore[arg-type]
+    assert len(ids) == expected_ids([message]) and set(ids.values()) == {1}
+
+
+async def test_same_coordinates_other_content_is_a_conflict(
+    client: httpx.AsyncClient, service: Service
+) -> None:
+    (message,) = mailing(20, 10_000, seed=13)
+    changed = {**message, "events": message["events"][:-1], "recCnt": len(message["events"]) - 1}  # type: ignore[index]
+    first = await client.post(
+        "/v1/feeds/demo",
+        content=orjson.dumps(message),
+        headers={"content-type": "application/json"},
+    )
+    second = await client.post(
+        "/v1/feeds/demo",
+        content=orjson.dumps(changed),
+        headers={"content-type": "application/json"},
+    )
+    assert first.json()["status"] == "PUBLISHED"
+    assert second.json()["status"] == "CONFLICT" and second.json()["duplicate"] is False
+    assert "published before with other content" in second.json()["problems"][0]
+
+
+async def test_rec_cnt_mismatch_is_reported_and_published(
+    client: httpx.AsyncClient, service: Service
+) -> None:
+    (message,) = mailing(10, 10_000, seed=14)
+    lying = {**message, "recCnt": len(message["events"]) + 5}  # type: ignore[arg-type]
+    answer = await client.post(
+        "/v1/feeds/demo", content=orjson.dumps(lying), headers={"content-type": "application/json"}
+    )
+    assert answer.status_code == 200
+    assert answer.json()["problems"] == [
+        f"recCnt {lying['recCnt']} != {len(message['events'])} records received"
+    ]  # type: ignore[arg-type]
+    (receipt,) = [
+        r for r in await receipts(service, message["msgGrpId"]) if r["status"] == "PUBLISHED"
+    ]  # type: ignore[arg-type]
+    assert receipt["problems"] == answer.json()["problems"]
+    assert receipt["records_received"] == len(message["events"])  # type: ignore[arg-type]
+
+
+@pytest.fixture
+def own_service(tmp_path: Path) -> Iterator[tuple[Path, str]]:
+    require_broker()
+    yield tmp_path, f"it-{uuid.uuid4().hex[:8]}."
+
+
+async def test_duplicates_are_recognised_after_a_restart(own_service: tuple[Path, str]) -> None:
+    tmp, prefix = own_service
+    messages = mailing(80, 100, seed=15)
+    service = start_service(tmp, prefix)
+    try:
+        async with httpx.AsyncClient(base_url=service.url, timeout=60) as client:
+            for message in messages:
+                assert (
+                    await push_until_answered(client, "/v1/feeds/demo", orjson.dumps(message))
+                ).status_code == 200
+    finally:
+        stop_service(service)
+    service = start_service(tmp, prefix)
+    try:
+        async with httpx.AsyncClient(base_url=service.url, timeout=60) as client:
+            for message in messages:
+                answer = await push_until_answered(client, "/v1/feeds/demo", orjson.dumps(message))
+                assert answer.json()["duplicate"] is True
+        ids = await event_ids(service, messages[0]["msgGrpId"])  # type: ignore[arg-type]
+        assert len(ids) == expected_ids(messages) and set(ids.values()) == {1}
+    finally:
+        stop_service(service)
+
+
+async def test_two_replicas_receiving_the_same_messages_publish_each_once(
+    own_service: tuple[Path, str],
+) -> None:
+    tmp, prefix = own_service
+    messages = mailing(150, 60, seed=16)
+    replicas = [start_service(tmp, prefix), start_service(tmp, prefix)]
+    try:
+        async with httpx.AsyncClient(timeout=60) as client:
+            pushes = [
+                push_until_answered(client, f"{replica.url}/v1/feeds/demo", orjson.dumps(message))
+                for message in messages
+                for replica in replicas
+            ]
+            answers = await asyncio.gather(*pushes)
+        assert {a.status_code for a in answers} == {200}
+        duplicates = Counter(a.json()["duplicate"] for a in answers)
+        assert duplicates == {False: len(messages), True: len(messages)}
+        ids = await event_ids(replicas[0], messages[0]["msgGrpId"])  # type: ignore[arg-type]
+        assert len(ids) == expected_ids(messages) and set(ids.values()) == {1}
+    finally:
+        for replica in replicas:
+            stop_service(replica)
