@@ -217,7 +217,8 @@ class _MessageRun:
         if prior is not None:
             summary.status = "CONFLICT"
             summary.problems.append(
-                f"msgGrpId/msgSerNbr published before with other content (sha256 {prior['content_sha256']})"
+                "msgGrpId/msgSerNbr published before with other content "
+                f"(sha256 {prior['content_sha256']})"
             )
         receipt = self.receipt(summary.status, content_sha256=digest)
         delivery.receipt = receipt

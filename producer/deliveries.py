@@ -87,7 +87,7 @@ class DeliveryLog:
         try:
             with kafka_errors():
                 await asyncio.wait_for(consumer.start(), timeout_s)
-                metadata = await consumer._client.fetch_all_metadata()  # noqa: SLF001
+                metadata = await consumer._client.fetch_all_metadata()
                 partitions = sorted(metadata.partitions_for_topic(self.topic.name) or ())
                 if not partitions:
                     raise KafkaUnavailable(f"topic {self.topic.name} does not exist")
@@ -124,7 +124,7 @@ class DeliveryLog:
         while True:
             try:
                 batch = await consumer.getmany(timeout_ms=200)
-                for tp, records in batch.items():
+                for records in batch.values():
                     for record in records:
                         if record.key is not None and record.value is not None:
                             self.apply(record.key.decode(), self._decode(record.value))

@@ -117,7 +117,9 @@ class Publisher:
         if producer is not None:
             await producer.stop()
         # Scoped by the deliveries topic: services on other topic prefixes never fence these.
-        producer = TransactionalProducer(self.config, f"{self._prefix}-{self.log.topic.name}-{slot}")
+        producer = TransactionalProducer(
+            self.config, f"{self._prefix}-{self.log.topic.name}-{slot}"
+        )
         self._producers[slot] = producer
         await producer.start([topic.name for topic in self.topics])
         return producer
