@@ -7,7 +7,7 @@ The topic table is built from a name prefix (``ivmtr.`` by default):
     <prefix>handling-unit-scans  HandlingUnitScan   key: 24-digit IMtb
     <prefix>container-scans      ContainerScan      key: 21-character IMcb
     <prefix>dead-letters         DeadLetter         key: msgGrpId/msgSerNbr
-    <prefix>deliveries           DeliveryReceipt    key: msg:<msgGrpId>/<msgSerNbr>, group:<msgGrpId>
+    <prefix>deliveries           DeliveryReceipt    key: msg:<grp>/<serial>, group:<grp>
                                                     (compacted; partition = delivery slot)
 """
 
