@@ -68,6 +68,16 @@ class Settings(BaseSettings):
     )
     transaction_timeout_s: float = Field(300.0, gt=0, description="Kafka transaction timeout.")
 
+    group_timeout_s: float = Field(
+        21600.0,
+        gt=0,
+        description="Seconds after its first message that an incomplete message group "
+        "gets a GROUP_INCOMPLETE receipt.",
+    )
+    group_check_interval_s: float = Field(
+        5.0, gt=0, description="How often message groups are checked."
+    )
+
     # Feeds
     feed_kinds: dict[str, RecordKind] = Field(
         default_factory=dict,

@@ -17,6 +17,7 @@ from starlette.routing import Route
 from consumer.core.pipeline import Limits
 from consumer.core.records import RecordKind, RecordShape
 from consumer.errors import IngestError, UnsupportedMediaType
+from consumer.groups import GroupWatcher
 from consumer.http.body import decoded_body
 from consumer.ingest import MessageIngest
 from consumer.settings import Settings
@@ -108,6 +109,13 @@ def create_app(settings: Settings) -> Starlette:
         replica_id=settings.replica_id,
     )
 
+    watcher = GroupWatcher(
+        publisher,
+        timeout_s=settings.group_timeout_s,
+        interval_s=settings.group_check_interval_s,
+        replica_id=settings.replica_id,
+    )
+
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         if settings.create_topics:
@@ -117,6 +125,7 @@ def create_app(settings: Settings) -> Starlette:
             if created:
                 log.info("topics created", topics=created)
         await publisher.start()
+        await watcher.start()
         log.info(
             "service started",
             host=settings.host,
@@ -126,6 +135,7 @@ def create_app(settings: Settings) -> Starlette:
         try:
             yield
         finally:
+            await watcher.stop()
             await publisher.stop()
             log.info("service stopped")
 

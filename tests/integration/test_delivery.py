@@ -193,3 +193,49 @@ async def test_two_replicas_receiving_the_same_messages_publish_each_once(
     finally:
         for replica in replicas:
             stop_service(replica)
+
+
+async def test_message_groups_complete_incomplete_and_mismatched(
+    own_service: tuple[Path, str],
+) -> None:
+    tmp, prefix = own_service
+    service = start_service(
+        tmp, prefix, IVMTR_GROUP_TIMEOUT_S="2", IVMTR_GROUP_CHECK_INTERVAL_S="0.3"
+    )
+    try:
+        complete = mailing(30, 50, seed=17)
+        incomplete = mailing(30, 50, seed=18)
+        mismatched = mailing(30, 50, seed=19)
+        assert len(complete) >= 3 and len(incomplete) >= 3
+        # The last message lies about the group's record total.
+        mismatched[-1] = {**mismatched[-1], "totRecCnt": 7}
+        async with httpx.AsyncClient(base_url=service.url, timeout=60) as client:
+            for message in complete + incomplete[:-1] + mismatched:
+                answer = await push_until_answered(client, "/v1/feeds/demo", orjson.dumps(message))
+                assert answer.status_code == 200
+        deadline = asyncio.get_running_loop().time() + 30
+        while True:
+            groups = {}
+            for receipt in await consume(service.topic("deliveries")):
+                if receipt.value["kind"] == "GROUP" and receipt.value["status"] != "STARTED":
+                    groups.setdefault(receipt.value["msg_grp_id"], []).append(receipt.value)
+            wanted = [m[0]["msgGrpId"] for m in (complete, incomplete, mismatched)]
+            if (
+                all(group in groups for group in wanted)
+                or asyncio.get_running_loop().time() > deadline
+            ):
+                break
+            await asyncio.sleep(0.5)
+        (done,) = groups[complete[0]["msgGrpId"]]
+        assert done["status"] == "GROUP_COMPLETE" and done["problems"] == []
+        assert done["messages_received"] == list(range(1, len(complete) + 1))
+        assert done["records_received"] == expected_ids(complete) == done["tot_rec_cnt"]
+        (late,) = groups[incomplete[0]["msgGrpId"]]
+        assert late["status"] == "GROUP_INCOMPLETE"
+        assert late["problems"] == [f"missing msgSerNbr [{len(incomplete)}]"]
+        (odd,) = groups[mismatched[0]["msgGrpId"]]
+        assert odd["status"] == "GROUP_COMPLETE"
+        assert any("disagree on totRecCnt" in problem for problem in odd["problems"])
+        assert "message group complete" in service.logs()
+    finally:
+        stop_service(service)
