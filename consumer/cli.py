@@ -57,7 +57,7 @@ def topics() -> None:
 @topics.command("create")
 def topics_create() -> None:
     """Create the topics that do not exist yet (idempotent)."""
-    from consumer.http.app import topic_specs
+    from consumer.service import topic_specs
     from producer import TopicTable, ensure_topics
 
     settings = _settings()

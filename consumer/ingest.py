@@ -19,7 +19,7 @@ import contextlib
 import hashlib
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -102,11 +102,16 @@ class MessageIngest:
         feed: str,
         kind: RecordKind | None = None,
         campaign: str | None = None,
+        received_at_ms: int | None = None,
+        on_records: Callable[[int], None] | None = None,
     ) -> IngestSummary:
-        """Read, process and publish one message; returns only after Kafka committed it."""
+        """Read, process and publish one message; returns only after Kafka committed it.
+
+        ``on_records`` is told how many records each chunk brought (admission control).
+        """
         pipeline = MessagePipeline(
             feed=feed,
-            received_at_ms=time.time_ns() // 1_000_000,
+            received_at_ms=received_at_ms or time.time_ns() // 1_000_000,
             shapes=self._shapes,
             kind=kind,
             campaign=campaign,
@@ -117,7 +122,10 @@ class MessageIngest:
             async with contextlib.AsyncExitStack() as stack:
                 stack.callback(pipeline.close)
                 async for chunk in body:
-                    await run.publish(stack, await asyncio.to_thread(run.process, chunk))
+                    messages = await asyncio.to_thread(run.process, chunk)
+                    if on_records is not None:
+                        on_records(len(messages))
+                    await run.publish(stack, messages)
                 await run.publish(stack, await asyncio.to_thread(run.process, b"", True), last=True)
                 await run.finish()
         except PublishError as exc:
@@ -125,6 +133,30 @@ class MessageIngest:
         except TimeoutError as exc:
             raise Unavailable("Kafka did not commit the message in time") from exc
         return run.summary
+
+    async def check(
+        self, body: AsyncIterator[bytes], *, feed: str, kind: RecordKind | None = None
+    ) -> IngestSummary:
+        """Parse and validate a message without publishing it (spool mode answers after this)."""
+        pipeline = MessagePipeline(
+            feed=feed, received_at_ms=0, shapes=self._shapes, kind=kind, limits=self._limits
+        )
+        summary = IngestSummary(feed=feed, status="SPOOLED")
+
+        def count(outcomes: list[Outcome]) -> None:
+            summary.received += len(outcomes)
+            summary.rejected += sum(1 for outcome in outcomes if not isinstance(outcome, ScanEvent))
+
+        try:
+            async for chunk in body:
+                count(await asyncio.to_thread(pipeline.feed, chunk))
+            count(await asyncio.to_thread(pipeline.finish))
+        finally:
+            pipeline.close()
+        summary.msg_grp_id = pipeline.envelope.msg_grp_id
+        summary.msg_ser_nbr = pipeline.envelope.msg_ser_nbr
+        summary.body_bytes = pipeline.bytes_parsed
+        return summary
 
     def message(self, outcome: Outcome, envelope: Envelope, feed: str) -> KafkaMessage:
         """The Kafka message of one outcome, with the message's coordinates as headers."""

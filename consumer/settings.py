@@ -7,6 +7,7 @@ environment. An invalid value stops start-up with a message naming the setting.
 from __future__ import annotations
 
 import re
+from pathlib import Path
 from typing import Literal
 
 from pydantic import Field, ValidationError, field_validator
@@ -77,6 +78,27 @@ class Settings(BaseSettings):
     group_check_interval_s: float = Field(
         5.0, gt=0, description="How often message groups are checked."
     )
+
+    # Delivery
+    ack_mode: Literal["kafka", "spool"] = Field(
+        "kafka",
+        description="kafka: answer 200 once Kafka committed the message; spool: answer 202 once "
+        "it is durably in the local spool, and publish it in the background.",
+    )
+    spool_dir: Path = Field(Path(".local/spool"), description="Spool directory (ack_mode=spool).")
+    spool_max_bytes: int = Field(
+        8 << 30, ge=1 << 20, description="Spool size beyond which pushes get 503."
+    )
+    max_concurrent_requests: int = Field(
+        64, ge=1, description="Pushes handled at once; more get 503."
+    )
+    max_inflight_bytes: int = Field(
+        4 << 30, ge=1 << 20, description="Decompressed bytes of all pushes in flight; more get 503."
+    )
+    max_inflight_records: int = Field(
+        4_000_000, ge=1000, description="Records of all pushes in flight; more get 503."
+    )
+    retry_after_s: int = Field(5, ge=1, description="Retry-After of 503 answers.")
 
     # Feeds
     feed_kinds: dict[str, RecordKind] = Field(

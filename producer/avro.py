@@ -89,6 +89,9 @@ class _Invalid(Exception):
         return "".join(reversed(self.segments)).lstrip(".")
 
 
+_MISSING: Any = object()
+
+
 class _Fallback(Exception):
     """Internal: the fast encoder met a value it does not handle; the reference encoder will."""
 
@@ -482,20 +485,21 @@ class _Reference:
             if not isinstance(v, Mapping):
                 raise _Invalid(f"expected a mapping for record {name}, got {_show(v)}")
             for field_name, write_field, has_default, default in fields:
+                # get(), not [], so that a defaultdict's factory does not stand in for
+                # the schema's default (fastavro asks `name in datum`).
+                value = v.get(field_name, _MISSING)
                 try:
-                    try:
-                        value = v[field_name]
-                    except KeyError:
-                        if not has_default:
-                            raise _Invalid("missing, and the field has no default") from None
+                    if value is not _MISSING:
+                        write_field(out, value)
+                    elif not has_default:
+                        raise _Invalid("missing, and the field has no default")
+                    else:
                         try:
                             write_field(out, default)
                         except _Invalid as exc:
                             raise _Invalid(
                                 f"missing, and its default does not fit: {exc.problem}"
                             ) from None
-                    else:
-                        write_field(out, value)
                 except _Invalid as exc:
                     exc.segments.append(f".{field_name}")
                     raise

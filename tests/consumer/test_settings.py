@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from typing import Any
 
 import pydantic
@@ -31,12 +32,21 @@ def test_defaults() -> None:
         "create_topics": True,
         "replica_id": "0",
         "transactional_id_prefix": "ivmtr-stream",
-        "producer_pool_size": 4,
+        "delivery_slots": 16,
         "linger_ms": 5,
         "max_batch_bytes": 512 * 1024,
         "compression": "none",
         "kafka_timeout_s": 30.0,
         "transaction_timeout_s": 300.0,
+        "group_timeout_s": 21600.0,
+        "group_check_interval_s": 5.0,
+        "ack_mode": "kafka",
+        "spool_dir": Path(".local/spool"),
+        "spool_max_bytes": 8 << 30,
+        "max_concurrent_requests": 64,
+        "max_inflight_bytes": 4 << 30,
+        "max_inflight_records": 4_000_000,
+        "retry_after_s": 5,
         "feed_kinds": {},
         "feed_campaigns": {},
         "max_body_bytes": 512 * 1024 * 1024,
@@ -147,7 +157,7 @@ def test_other_environment_variables_are_ignored(monkeypatch: pytest.MonkeyPatch
         ("IVMTR_REPLICA_ID", "pod 3"),
         ("IVMTR_REPLICA_ID", ""),
         ("IVMTR_REPLICA_ID", "x" * 65),
-        ("IVMTR_PRODUCER_POOL_SIZE", "65"),
+        ("IVMTR_DELIVERY_SLOTS", "257"),
         ("IVMTR_MAX_BATCH_BYTES", "1000"),
         ("IVMTR_COMPRESSION", "brotli"),
         ("IVMTR_KAFKA_TIMEOUT_S", "0"),

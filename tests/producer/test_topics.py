@@ -20,6 +20,7 @@ TABLE = [
     ("handling_unit_scans", "handling-unit-scans", "ivmtr.events.HandlingUnitScan"),
     ("container_scans", "container-scans", "ivmtr.events.ContainerScan"),
     ("dead_letters", "dead-letters", "ivmtr.events.DeadLetter"),
+    ("deliveries", "deliveries", "ivmtr.events.DeliveryReceipt"),
 ]
 
 DEAD_LETTER = {
@@ -119,4 +120,4 @@ def test_message_with_a_value_that_does_not_fit() -> None:
 
 def test_topics_do_not_share_fingerprints() -> None:
     fingerprints = [topic.schema.fingerprint for topic in TopicTable.build()]
-    assert len(set(fingerprints)) == len(fingerprints) == 5
+    assert len(set(fingerprints)) == len(fingerprints) == 6

@@ -1,0 +1,255 @@
+"""The ingest service: its parts wired together, with explicit start and stop.
+
+Built from the settings alone; the HTTP app only routes requests to ``accept``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from typing import Any
+
+import structlog
+
+from consumer.core.pipeline import Limits
+from consumer.core.records import RecordKind, RecordShape
+from consumer.groups import GroupWatcher
+from consumer.http.admission import Admission
+from consumer.http.body import decoded_body
+from consumer.ingest import IngestSummary, MessageIngest
+from consumer.settings import Settings
+from consumer.spool import Spool, SpoolEntry, SpoolWorker
+from producer import (
+    KafkaConfig,
+    Publisher,
+    PublishError,
+    TopicSpec,
+    TopicTable,
+    ensure_topics,
+    load_schema,
+    missing_topics,
+)
+
+__all__ = ["IngestService", "kafka_config", "record_shapes", "topic_specs"]
+
+log = structlog.get_logger()
+
+_RECORD_SCHEMAS = {
+    RecordKind.PIECE: "ivmtr.records.PieceRecord",
+    RecordKind.BUNDLE: "ivmtr.records.BundleRecord",
+    RecordKind.HANDLING_UNIT: "ivmtr.records.HandlingUnitRecord",
+    RecordKind.CONTAINER: "ivmtr.records.ContainerRecord",
+}
+
+
+def record_shapes() -> dict[RecordKind, RecordShape]:
+    """The field shape of each record kind, from the Avro record schemas in ``schemas/``."""
+    return {
+        kind: RecordShape.from_avro(kind, load_schema(name).parsed)
+        for kind, name in _RECORD_SCHEMAS.items()
+    }
+
+
+def kafka_config(settings: Settings) -> KafkaConfig:
+    """The producer settings out of the service settings."""
+    return KafkaConfig(
+        bootstrap_servers=settings.kafka_bootstrap_servers,
+        linger_ms=settings.linger_ms,
+        max_batch_bytes=settings.max_batch_bytes,
+        compression=None if settings.compression == "none" else settings.compression,
+        request_timeout_ms=int(settings.kafka_timeout_s * 1000),
+        transaction_timeout_ms=int(settings.transaction_timeout_s * 1000),
+    )
+
+
+def topic_specs(settings: Settings, topics: TopicTable) -> list[TopicSpec]:
+    """How to create each topic: the deliveries topic is compacted, one partition per slot."""
+    specs = [
+        TopicSpec(topic.name, settings.topic_partitions, settings.topic_replication_factor)
+        for topic in topics
+        if topic is not topics.deliveries
+    ]
+    specs.append(
+        TopicSpec(
+            topics.deliveries.name,
+            settings.delivery_slots,
+            settings.topic_replication_factor,
+            (("cleanup.policy", "compact"), ("min.compaction.lag.ms", "3600000")),
+        )
+    )
+    return specs
+
+
+class IngestService:
+    """Publisher, ingest, group watcher, admission and (in spool mode) the spool."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.topics = TopicTable.build(settings.topic_prefix)
+        self.publisher = Publisher(
+            kafka_config(settings),
+            self.topics,
+            transactional_id_prefix=settings.transactional_id_prefix,
+            timeout_s=settings.kafka_timeout_s,
+        )
+        self.ingest = MessageIngest(
+            self.publisher,
+            self.topics,
+            record_shapes(),
+            limits=Limits(
+                max_record_bytes=settings.max_record_bytes,
+                max_events=settings.max_events_per_message,
+                max_string_length=settings.max_string_length,
+            ),
+            kafka_timeout_s=settings.kafka_timeout_s,
+            replica_id=settings.replica_id,
+        )
+        self.watcher = GroupWatcher(
+            self.publisher,
+            timeout_s=settings.group_timeout_s,
+            interval_s=settings.group_check_interval_s,
+            replica_id=settings.replica_id,
+        )
+        self.admission = Admission(
+            max_requests=settings.max_concurrent_requests,
+            max_bytes=settings.max_inflight_bytes,
+            max_records=settings.max_inflight_records,
+            retry_after_s=settings.retry_after_s,
+        )
+        self.spool: Spool | None = None
+        self.spool_worker: SpoolWorker | None = None
+        if settings.ack_mode == "spool":
+            self.spool = Spool(settings.spool_dir, max_bytes=settings.spool_max_bytes)
+            self.spool_worker = SpoolWorker(self.spool, self._publish_spooled)
+        self._connecting: asyncio.Task[None] | None = None
+        self.connected = False
+
+    async def start(self) -> None:
+        """Connect to Kafka. In spool mode the service takes pushes while Kafka is away."""
+        if self.spool_worker is None:
+            await self._connect()
+            return
+        self._connecting = asyncio.create_task(self._connect_until_done(), name="kafka-connect")
+        await self.spool_worker.start()
+
+    async def _connect(self) -> None:
+        settings = self.settings
+        if settings.create_topics:
+            created = await ensure_topics(
+                settings.kafka_bootstrap_servers, topic_specs(settings, self.topics)
+            )
+            if created:
+                log.info("topics created", topics=created)
+        await self.publisher.start()
+        await self.watcher.start()
+        self.connected = True
+
+    async def _connect_until_done(self) -> None:
+        while True:
+            try:
+                await self._connect()
+                return
+            except (PublishError, OSError, TimeoutError) as exc:
+                log.warning("Kafka not reachable yet", error=str(exc) or type(exc).__name__)
+                await asyncio.sleep(self.settings.retry_after_s)
+
+    async def stop(self) -> None:
+        """Stop background work and the producers; in-flight requests have ended."""
+        if self._connecting is not None:
+            self._connecting.cancel()
+            await asyncio.gather(self._connecting, return_exceptions=True)
+        if self.spool_worker is not None:
+            await self.spool_worker.stop()
+        await self.watcher.stop()
+        await self.publisher.stop()
+
+    async def accept(
+        self,
+        chunks: AsyncIterator[bytes],
+        *,
+        feed: str,
+        content_encoding: str | None,
+        request_id: str,
+    ) -> tuple[int, IngestSummary]:
+        """Take one pushed message: (200, summary) once committed, or (202, ...) once spooled."""
+        settings = self.settings
+        with self.admission.request() as ticket:
+            metered = ticket.metered(chunks)
+            if self.spool is None:
+                summary = await self.ingest.ingest(
+                    self._decoded(metered, content_encoding),
+                    feed=feed,
+                    kind=settings.feed_kinds.get(feed),
+                    campaign=settings.feed_campaigns.get(feed),
+                    on_records=ticket.take_records,
+                )
+                return 200, summary
+            entry = await self.spool.put(
+                metered, feed=feed, content_encoding=content_encoding, request_id=request_id
+            )
+            try:
+                summary = await self.ingest.check(
+                    self._decoded(entry.body(), content_encoding),
+                    feed=feed,
+                    kind=settings.feed_kinds.get(feed),
+                )
+            except BaseException:
+                self.spool.discard(entry)
+                raise
+            await self.spool.keep(entry)
+        assert self.spool_worker is not None
+        self.spool_worker.wake()
+        return 202, summary
+
+    def _decoded(
+        self, chunks: AsyncIterator[bytes], content_encoding: str | None
+    ) -> AsyncIterator[bytes]:
+        return decoded_body(
+            chunks,
+            content_encoding,
+            max_body_bytes=self.settings.max_body_bytes,
+            max_decompressed_bytes=self.settings.max_decompressed_bytes,
+        )
+
+    async def _publish_spooled(self, entry: SpoolEntry) -> None:
+        summary = await self.ingest.ingest(
+            self._decoded(entry.body(), entry.content_encoding),
+            feed=entry.feed,
+            kind=self.settings.feed_kinds.get(entry.feed),
+            campaign=self.settings.feed_campaigns.get(entry.feed),
+            received_at_ms=entry.received_at_ms,
+        )
+        log.info(
+            "spooled message published",
+            request_id=entry.request_id,
+            feed=entry.feed,
+            msg_grp_id=summary.msg_grp_id,
+            msg_ser_nbr=summary.msg_ser_nbr,
+            received=summary.received,
+            duplicate=summary.duplicate,
+        )
+
+    async def readiness(self) -> dict[str, Any]:
+        """Why the service is not ready, or {} when it is."""
+        if not self.connected:
+            return {"kafka": "not connected yet"}
+        try:
+            missing = await missing_topics(
+                self.settings.kafka_bootstrap_servers,
+                [t.name for t in self.topics],
+                timeout_ms=3000,
+            )
+        except (PublishError, TimeoutError) as exc:
+            return {"kafka": str(exc) or "unreachable"}
+        return {"missing_topics": missing} if missing else {}
+
+
+@contextlib.asynccontextmanager
+async def running(service: IngestService) -> AsyncIterator[IngestService]:
+    """Start the service, and stop it on the way out."""
+    await service.start()
+    try:
+        yield service
+    finally:
+        await service.stop()
