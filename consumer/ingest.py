@@ -227,7 +227,14 @@ class _MessageRun:
         )
         key = message_key(envelope.msg_grp_id, envelope.msg_ser_nbr)
         started = self.receipt("STARTED", content_sha256=None)
-        return await stack.enter_async_context(self.ingest.publisher.delivery(key, started))
+        delivery = await stack.enter_async_context(self.ingest.publisher.delivery(key, started))
+        log.debug(
+            "message transaction open",
+            key=key,
+            slot=delivery.slot,
+            prior=delivery.prior is not None,
+        )
+        return delivery
 
     async def finish(self) -> None:
         """Decide duplicate / conflict / published and add the message's receipt."""

@@ -7,25 +7,27 @@ and builds two encoders from it:
 
 * the *reference encoder*, a tree of small closures (one per schema node) that checks
   every value and, when one does not fit, names its field path;
-* the *fast encoder*, Python source generated for the schema: one function per record
-  type, straight-line code per field, with the constant bytes (union indexes, enum
-  indexes, length prefixes of short strings) encoded beforehand. It handles the common
-  shapes with exact type checks and gives up on anything unusual.
+* the *fast encoder*, Python source generated for the schema and compiled with
+  ``exec``: straight-line code per field, nested records inlined, constant bytes (union
+  indexes, enum symbols, headers of short strings) encoded beforehand. It handles the
+  common shapes with exact type checks and gives up on anything unusual.
 
 The callable returned runs the fast encoder and, when it gives up, starts again with the
-reference encoder, which either encodes the value (say an ``int`` subclass, or a missing
-field that has a default but no pre-encoded form) or raises ``AvroEncodeError``. Both
-write the bytes fastavro writes for every value both accept.
+reference encoder, which either encodes the value (say an ``int`` subclass, a tuple for
+an array, a mapping that is not a dict) or raises ``AvroEncodeError``. Both write the
+bytes fastavro writes for every value both accept; union branches are chosen by
+fastavro's rules (first branch that fits, most shared field names among records, double
+preferred over float).
 
 Deliberately not mirrored from fastavro (each is refused with an error, never written
-differently): truthy non-bools for ``boolean``; ``float("NaN")``-style strings and bools
-for ``float``/``double``; ints outside 32/64 bits (fastavro writes them anyway); finite
-doubles too large for ``float`` (fastavro writes infinity); a missing field with no
-default (fastavro writes null when the type is nullable); naive datetimes (fastavro takes
-them as local time); datetimes and ISO strings for ``date``; the objects of logical types
-other than timestamp-millis, timestamp-micros and date (decimal, uuid, time-*: give the
-underlying value); union branch selection by ``(name, value)`` tuples or a ``"-type"``
-key; non-string map keys.
+differently): truthy non-bools for ``boolean``; bools and numeric strings for
+``float``/``double``; ints outside 32 bits for ``int`` (fastavro writes them as they
+are); finite doubles too large for ``float`` (fastavro writes infinity); a missing field
+without a default (fastavro writes null when the type is nullable); naive datetimes
+(fastavro takes them as local time); datetimes and ISO strings for ``date``; the objects
+of logical types other than timestamp-millis, timestamp-micros and date (decimal, uuid,
+time-*: give the underlying value); branch selection by ``(name, value)`` tuples or a
+``"-type"`` key; numpy-style numbers that are not ``numbers.Integral``/``Real``.
 """
 
 from __future__ import annotations
@@ -125,8 +127,8 @@ def _uvarint(z: int) -> bytes:
         return _UVARINT[z]
     if z >> 56:
         return _uvarint_loop(z)
-    # Timestamps take 8 bytes: spreading the 7-bit groups into bytes in three steps costs
-    # about half of an 8-round loop.
+    # Timestamps take 8 bytes: spreading the 7-bit groups into bytes in three parallel
+    # steps takes about 0.6 of the time of an 8-round loop.
     x = (z & 0xFFFFFFF) | (z >> 28) << 32
     x = (x & 0x00003FFF00003FFF) | (x & 0x0FFFC0000FFFC000) << 2
     x = (x & 0x007F007F007F007F) | (x & 0x3F803F803F803F80) << 1
@@ -615,7 +617,10 @@ def _utf8(value: Any, head: str) -> str:
 
 
 class _Generator:
-    """Generates the fast encoder: a function per record type, straight-line code per field.
+    """Generates the fast encoder: straight-line code per field, nested records inlined.
+
+    Only the top-level record and types that contain themselves get a function of their
+    own (a call costs about as much as a few fields).
 
     The generated code appends latin-1 strs (one char per byte) to a list and the caller
     joins them and encodes the result as latin-1 once: cheaper than growing a bytearray,
@@ -691,8 +696,7 @@ class _Generator:
     def _emit_record(
         self, node: Mapping[str, Any], var: str, ind: str, depth: int, lines: list[str]
     ) -> None:
-        """A record's fields inline. Nested records are inlined too (a call costs as much as
-        a few fields), except one already being inlined: a recursive type calls its function."""
+        """A record's fields, inline; a record met again inside itself calls its function."""
         name = str(node.get("name"))
         self._inlining.append(name)
         fields = _fields(node)

@@ -13,7 +13,7 @@ from typing import Any
 
 import fastavro
 
-from producer.errors import SerializationError
+from producer.avro import compile_encoder
 from producer.schemas import Schema
 
 __all__ = ["SINGLE_OBJECT_MARKER", "AvroSingleObject", "SingleObjectDecoder"]
@@ -29,16 +29,11 @@ class AvroSingleObject:
     def __init__(self, schema: Schema) -> None:
         self.schema = schema
         self._header = SINGLE_OBJECT_MARKER + schema.fingerprint
-        self._parsed = schema.parsed
+        # Compiled once per schema: byte-identical to fastavro's writer, several times faster.
+        self._encode = compile_encoder(schema.parsed)
 
     def __call__(self, value: Mapping[str, Any]) -> bytes:
-        buffer = io.BytesIO()
-        buffer.write(self._header)
-        try:
-            fastavro.schemaless_writer(buffer, self._parsed, value)
-        except (ValueError, TypeError, KeyError, AttributeError, OverflowError) as exc:
-            raise SerializationError(f"{self.schema.name}: {exc}") from exc
-        return buffer.getvalue()
+        return self._header + self._encode(value)
 
 
 class SingleObjectDecoder:

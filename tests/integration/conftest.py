@@ -63,8 +63,8 @@ class Service:
         return self.log_path.read_text(errors="replace")
 
 
-def start_service(tmp: Path, prefix: str, **env: str) -> Service:
-    """Start ``ivmtr-stream serve`` and wait until /readyz answers 200."""
+def start_service(tmp: Path, prefix: str, *, wait_ready: bool = True, **env: str) -> Service:
+    """Start ``ivmtr-stream serve`` and wait until /readyz answers 200 (or /healthz)."""
     port = free_port()
     log_path = tmp / f"service-{port}.log"
     environment = {
@@ -90,7 +90,8 @@ def start_service(tmp: Path, prefix: str, **env: str) -> Service:
         if process.poll() is not None:
             raise RuntimeError(f"service exited with {process.returncode}:\n{log_path.read_text()}")
         try:
-            if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
+            probe = "/readyz" if wait_ready else "/healthz"
+            if httpx.get(f"{url}{probe}", timeout=2).status_code == 200:
                 return Service(url, prefix, process, log_path)
         except httpx.HTTPError:
             pass
