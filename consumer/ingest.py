@@ -48,11 +48,13 @@ class IngestSummary:
     published: dict[str, int] = field(default_factory=dict)
     rejected: int = 0
     rejected_by_field: Counter[str] = field(default_factory=Counter)
-    received_by_kind: Counter[str] = field(default_factory=Counter)
+    records_by_kind: Counter[tuple[str, str]] = field(default_factory=Counter)  # (kind, outcome)
+    problem_codes: list[str] = field(default_factory=list)
     body_bytes: int = 0
     duplicate: bool = False
     status: str = "PUBLISHED"
     problems: list[str] = field(default_factory=list)
+    commit_seconds: float = 0.0
 
     def as_json(self) -> dict[str, Any]:
         """The JSON answer to IV-MTR."""
@@ -128,6 +130,8 @@ class MessageIngest:
                     await run.publish(stack, messages)
                 await run.publish(stack, await asyncio.to_thread(run.process, b"", True), last=True)
                 await run.finish()
+                commit_started = time.perf_counter()
+            run.summary.commit_seconds = time.perf_counter() - commit_started
         except PublishError as exc:
             raise Unavailable(f"Kafka did not commit the message: {exc}") from exc
         except TimeoutError as exc:
@@ -194,11 +198,14 @@ class _MessageRun:
         messages = []
         for outcome in outcomes:
             summary.received += 1
-            summary.received_by_kind[outcome.kind.value if outcome.kind else "unknown"] += 1
+            kind = outcome.kind.value if outcome.kind else "unknown"
+            published = isinstance(outcome, ScanEvent)
+            summary.records_by_kind[kind, "published" if published else "rejected"] += 1
             if not isinstance(outcome, ScanEvent):
                 summary.rejected += 1
                 for field_name, _problem in outcome.reasons:
                     summary.rejected_by_field[field_name or "record"] += 1
+                log.debug("record dead-lettered", kind=outcome.kind, reasons=outcome.reasons)
             message = self.ingest.message(outcome, envelope, feed)
             summary.published[message.topic] = summary.published.get(message.topic, 0) + 1
             messages.append(message)
@@ -253,12 +260,20 @@ class _MessageRun:
             summary.problems.append(
                 f"recCnt {envelope.rec_cnt} != {summary.received} records received"
             )
+            summary.problem_codes.append("rec_cnt_mismatch")
+            log.warning(
+                "recCnt does not match the records received",
+                rec_cnt=envelope.rec_cnt,
+                received=summary.received,
+            )
         if prior is not None:
             summary.status = "CONFLICT"
             summary.problems.append(
                 "msgGrpId/msgSerNbr published before with other content "
                 f"(sha256 {prior['content_sha256']})"
             )
+            summary.problem_codes.append("conflict")
+            log.warning("message published again with other content", key=delivery.key)
         receipt = self.receipt(summary.status, content_sha256=digest)
         delivery.receipt = receipt
         deliveries = self.ingest.topics.deliveries

@@ -18,6 +18,7 @@ from consumer.groups import GroupWatcher
 from consumer.http.admission import Admission
 from consumer.http.body import decoded_body
 from consumer.ingest import IngestSummary, MessageIngest
+from consumer.metrics import Metrics
 from consumer.settings import Settings
 from consumer.spool import Spool, SpoolEntry, SpoolWorker
 from producer import (
@@ -124,6 +125,21 @@ class IngestService:
             self.spool_worker = SpoolWorker(self.spool, self._publish_spooled)
         self._connecting: asyncio.Task[None] | None = None
         self.connected = False
+        self.metrics = Metrics()
+        self.metrics.sample(self._gauges)
+
+    def _gauges(self) -> dict[str, float]:
+        admission = self.admission
+        values = {
+            "ivmtr_inflight_requests": float(admission.requests),
+            "ivmtr_inflight_bytes": float(admission.body_bytes),
+            "ivmtr_inflight_records": float(admission.records),
+            "ivmtr_incomplete_message_groups": float(self.watcher.incomplete_groups),
+            "ivmtr_kafka_connected": float(self.connected and self.publisher.log.failure is None),
+        }
+        if self.spool is not None:
+            values["ivmtr_spool_entries"] = float(len(self.spool.entries()))
+        return values
 
     async def start(self) -> None:
         """Connect to Kafka. In spool mode the service takes pushes while Kafka is away."""

@@ -4,18 +4,22 @@ from __future__ import annotations
 
 import contextlib
 import re
+import time
 import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
 import orjson
 import structlog
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
 from consumer.errors import IngestError, UnknownFeed, UnsupportedMediaType
+from consumer.ingest import IngestSummary
+from consumer.metrics import Metrics
 from consumer.service import IngestService, record_shapes
 from consumer.settings import Settings
 
@@ -40,6 +44,24 @@ def error_response(exc: IngestError, request_id: str) -> Response:
     return json_response({**exc.body(), "request_id": request_id}, exc.status, headers)
 
 
+def record_outcome(metrics: Metrics, feed: str, summary: IngestSummary, elapsed: float) -> None:
+    """Count one answered message."""
+    metrics.messages.labels(feed, summary.status.lower()).inc()
+    metrics.request_seconds.labels(feed, "202" if summary.status == "SPOOLED" else "200").observe(
+        elapsed
+    )
+    if summary.duplicate or summary.status == "SPOOLED":
+        return
+    metrics.received_bytes.labels(feed).inc(summary.body_bytes)
+    metrics.commit_seconds.observe(summary.commit_seconds)
+    for (kind, outcome), count in summary.records_by_kind.items():
+        metrics.records.labels(feed, kind, outcome).inc(count)
+    for field_name, count in summary.rejected_by_field.items():
+        metrics.dead_letters.labels(feed, field_name).inc(count)
+    for problem in summary.problem_codes:
+        metrics.message_problems.labels(feed, problem).inc()
+
+
 def create_app(settings: Settings, service: IngestService | None = None) -> Starlette:
     """Build the application; Kafka is connected by the lifespan, not here."""
     service = service or IngestService(settings)
@@ -54,9 +76,12 @@ def create_app(settings: Settings, service: IngestService | None = None) -> Star
             await service.stop()
             log.info("service stopped")
 
+    metrics = service.metrics
+
     async def push(request: Request) -> Response:
         feed = request.path_params["feed"]
         request_id = request.headers.get("x-request-id") or uuid.uuid4().hex
+        started = time.perf_counter()
         structlog.contextvars.bind_contextvars(request_id=request_id, feed=feed)
         try:
             if not _FEED_NAME.fullmatch(feed):
@@ -72,24 +97,44 @@ def create_app(settings: Settings, service: IngestService | None = None) -> Star
                 content_encoding=request.headers.get("content-encoding"),
                 request_id=request_id,
             )
+            elapsed = time.perf_counter() - started
+            record_outcome(metrics, feed, summary, elapsed)
+            log.info(
+                "message spooled" if status == 202 else "message published",
+                outcome=summary.status.lower(),
+                msg_grp_id=summary.msg_grp_id,
+                msg_ser_nbr=summary.msg_ser_nbr,
+                received=summary.received,
+                published=summary.published,
+                rejected=summary.rejected,
+                rejected_by_field=dict(summary.rejected_by_field),
+                records_by_kind={f"{k}/{o}": n for (k, o), n in summary.records_by_kind.items()},
+                problems=summary.problems,
+                bytes=summary.body_bytes,
+                duration_s=round(elapsed, 4),
+            )
+            return json_response(summary.as_json(), status, headers={"x-request-id": request_id})
         except IngestError as exc:
-            log.warning("message refused", error=exc.code, detail=exc.detail, status=exc.status)
+            elapsed = time.perf_counter() - started
+            metrics.messages.labels(feed, "refused").inc()
+            metrics.refused.labels(feed, exc.code).inc()
+            metrics.request_seconds.labels(feed, str(exc.status)).observe(elapsed)
+            if exc.code == "kafka_unavailable":
+                metrics.kafka_errors.labels(exc.code).inc()
+            log.warning(
+                "message refused",
+                outcome="refused",
+                error=exc.code,
+                detail=exc.detail,
+                status=exc.status,
+                duration_s=round(elapsed, 4),
+            )
             return error_response(exc, request_id)
         finally:
             structlog.contextvars.unbind_contextvars("request_id", "feed")
-        log.info(
-            "message spooled" if status == 202 else "message published",
-            request_id=request_id,
-            feed=feed,
-            msg_grp_id=summary.msg_grp_id,
-            msg_ser_nbr=summary.msg_ser_nbr,
-            received=summary.received,
-            published=summary.published,
-            rejected=summary.rejected,
-            duplicate=summary.duplicate,
-            bytes=summary.body_bytes,
-        )
-        return json_response(summary.as_json(), status, headers={"x-request-id": request_id})
+
+    async def metrics_endpoint(request: Request) -> Response:
+        return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
     async def healthz(request: Request) -> Response:
         return json_response({"status": "ok"})
@@ -105,6 +150,7 @@ def create_app(settings: Settings, service: IngestService | None = None) -> Star
             Route("/v1/feeds/{feed}", push, methods=["POST"]),
             Route("/healthz", healthz, methods=["GET"]),
             Route("/readyz", readyz, methods=["GET"]),
+            Route("/metrics", metrics_endpoint, methods=["GET"]),
         ],
         lifespan=lifespan,
     )

@@ -1,0 +1,98 @@
+"""Prometheus metrics of the service, in a registry of its own (no process-wide globals)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+
+from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+__all__ = ["Metrics"]
+
+_LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
+
+
+class _Sampled(Collector):
+    """Gauges read from the service's state when scraped."""
+
+    def __init__(self, read: Callable[[], dict[str, float]]) -> None:
+        self._read = read
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        helps = {
+            "ivmtr_inflight_requests": "Pushes being handled now.",
+            "ivmtr_inflight_bytes": "Body bytes of the pushes being handled now.",
+            "ivmtr_inflight_records": "Records of the pushes being handled now.",
+            "ivmtr_incomplete_message_groups": "Message groups with messages still missing.",
+            "ivmtr_spool_entries": "Messages spooled and not yet published (ack_mode=spool).",
+            "ivmtr_kafka_connected": "1 when the service is connected to Kafka.",
+        }
+        values = self._read()
+        for name, text in helps.items():
+            if name in values:
+                yield GaugeMetricFamily(name, text, value=values[name])
+
+
+class Metrics:
+    """Every metric the service exports."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        registry = self.registry
+        self.messages = Counter(
+            "ivmtr_messages",
+            "Pushed messages by feed and outcome (published, duplicate, conflict, spooled, refused).",
+            ["feed", "outcome"],
+            registry=registry,
+        )
+        self.records = Counter(
+            "ivmtr_records",
+            "Records of pushed messages by feed, kind and outcome (published, rejected).",
+            ["feed", "kind", "outcome"],
+            registry=registry,
+        )
+        self.dead_letters = Counter(
+            "ivmtr_dead_letters",
+            "Dead-lettered records by the field at fault (record when none).",
+            ["feed", "field"],
+            registry=registry,
+        )
+        self.refused = Counter(
+            "ivmtr_refused_messages",
+            "Messages refused as a whole, by error code.",
+            ["feed", "error"],
+            registry=registry,
+        )
+        self.received_bytes = Counter(
+            "ivmtr_received_bytes", "Decompressed body bytes received.", ["feed"], registry=registry
+        )
+        self.kafka_errors = Counter(
+            "ivmtr_kafka_errors",
+            "Requests that failed because of Kafka.",
+            ["error"],
+            registry=registry,
+        )
+        self.message_problems = Counter(
+            "ivmtr_message_problems",
+            "Count mismatches and conflicts reported in receipts (the data is published).",
+            ["feed", "problem"],
+            registry=registry,
+        )
+        self.request_seconds = Histogram(
+            "ivmtr_request_duration_seconds",
+            "Time to answer a push.",
+            ["feed", "status"],
+            buckets=_LATENCY_BUCKETS,
+            registry=registry,
+        )
+        self.commit_seconds = Histogram(
+            "ivmtr_publish_duration_seconds",
+            "Time to flush and commit a message's Kafka transaction.",
+            buckets=_LATENCY_BUCKETS,
+            registry=registry,
+        )
+
+    def sample(self, read: Callable[[], dict[str, float]]) -> None:
+        """Export gauges read from the service when Prometheus scrapes."""
+        self.registry.register(_Sampled(read))
