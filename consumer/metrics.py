@@ -42,7 +42,8 @@ class Metrics:
         registry = self.registry
         self.messages = Counter(
             "ivmtr_messages",
-            "Pushed messages by feed and outcome (published, duplicate, conflict, spooled, refused).",
+            "Pushed messages by feed and outcome "
+            "(published, duplicate, conflict, spooled, refused).",
             ["feed", "outcome"],
             registry=registry,
         )

@@ -18,6 +18,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from consumer.errors import IngestError, UnknownFeed, UnsupportedMediaType
+from consumer.http.openapi import openapi_document
 from consumer.ingest import IngestSummary
 from consumer.metrics import Metrics
 from consumer.service import IngestService, record_shapes
@@ -136,6 +137,11 @@ def create_app(settings: Settings, service: IngestService | None = None) -> Star
     async def metrics_endpoint(request: Request) -> Response:
         return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
+    document = openapi_document(basic_auth=False)
+
+    async def openapi(request: Request) -> Response:
+        return json_response(document)
+
     async def healthz(request: Request) -> Response:
         return json_response({"status": "ok"})
 
@@ -151,6 +157,7 @@ def create_app(settings: Settings, service: IngestService | None = None) -> Star
             Route("/healthz", healthz, methods=["GET"]),
             Route("/readyz", readyz, methods=["GET"]),
             Route("/metrics", metrics_endpoint, methods=["GET"]),
+            Route("/openapi.json", openapi, methods=["GET"]),
         ],
         lifespan=lifespan,
     )
