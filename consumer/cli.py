@@ -8,21 +8,20 @@ import sys
 import click
 import orjson
 
-from consumer.settings import Settings, SettingsError, load_settings
+from consumer.cli_context import cli_settings as _settings
 
 __all__ = ["main"]
 
 
-def _settings(**overrides: object) -> Settings:
-    try:
-        return load_settings(**{k: v for k, v in overrides.items() if v is not None})
-    except SettingsError as exc:
-        raise click.ClickException(str(exc)) from exc
-
-
 @click.group()
 @click.version_option(package_name="ivmtr-stream")
-def main() -> None:
+@click.option(
+    "--config",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="TOML file of settings (keys as in the README table, lower case, without IVMTR_).",
+)
+def main(config: str | None) -> None:
     """USPS IV-MTR push feeds in, validated and IMb-enriched Avro scan events out on Kafka."""
 
 

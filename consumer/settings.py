@@ -7,11 +7,17 @@ environment. An invalid value stops start-up with a message naming the setting.
 from __future__ import annotations
 
 import re
+import tomllib
 from pathlib import Path
 from typing import Literal
 
 from pydantic import Field, ValidationError, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
 from pydantic_settings import SettingsError as SourceError
 
 from consumer.core.records import RecordKind
@@ -135,10 +141,18 @@ class Settings(BaseSettings):
         return value.upper() if isinstance(value, str) else value
 
 
-def load_settings(**overrides: object) -> Settings:
-    """Settings from the environment plus ``overrides``; SettingsError names what is wrong."""
+def load_settings(config_file: Path | None = None, **overrides: object) -> Settings:
+    """Settings from ``overrides``, then ``IVMTR_*`` variables, then the TOML ``config_file``.
+
+    SettingsError names what is wrong.
+    """
+    settings_class: type[Settings] = Settings
+    if config_file is not None:
+        if not config_file.is_file():
+            raise SettingsError(f"invalid settings: config file {config_file} does not exist")
+        settings_class = _from_file(config_file)
     try:
-        return Settings(**overrides)  # type: ignore[arg-type]
+        return settings_class(**overrides)  # type: ignore[arg-type]
     except ValidationError as exc:
         problems = []
         for error in exc.errors():
@@ -150,3 +164,23 @@ def load_settings(**overrides: object) -> Settings:
         match = re.search(r'field "(\w+)"', str(exc))
         name = f"IVMTR_{match.group(1).upper()}" if match else "settings"
         raise SettingsError(f"invalid settings: {name}: {exc}") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise SettingsError(f"invalid settings: config file {config_file}: {exc}") from exc
+
+
+def _from_file(path: Path) -> type[Settings]:
+    class FromFile(Settings):
+        model_config = SettingsConfigDict(**{**Settings.model_config, "toml_file": path})
+
+        @classmethod
+        def settings_customise_sources(
+            cls,
+            settings_cls: type[BaseSettings],
+            init_settings: PydanticBaseSettingsSource,
+            env_settings: PydanticBaseSettingsSource,
+            dotenv_settings: PydanticBaseSettingsSource,
+            file_secret_settings: PydanticBaseSettingsSource,
+        ) -> tuple[PydanticBaseSettingsSource, ...]:
+            return (init_settings, env_settings, TomlConfigSettingsSource(settings_cls))
+
+    return FromFile
