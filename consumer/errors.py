@@ -97,6 +97,6 @@ class Unavailable(IngestError):
     status = 503
     code = "kafka_unavailable"
 
-    def __init__(self, detail: str, retry_after: int = 5) -> None:
+    def __init__(self, detail: str, retry_after: int | None = None) -> None:
         super().__init__(detail)
-        self.retry_after = retry_after
+        self.retry_after = retry_after  # None: the service's IVMTR_RETRY_AFTER_S

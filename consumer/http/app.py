@@ -17,7 +17,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from consumer.errors import IngestError, UnknownFeed, UnsupportedMediaType
+from consumer.errors import IngestError, Unavailable, UnknownFeed, UnsupportedMediaType
 from consumer.http.openapi import openapi_document
 from consumer.ingest import IngestSummary
 from consumer.metrics import Metrics
@@ -36,12 +36,11 @@ def json_response(body: Any, status: int = 200, headers: dict[str, str] | None =
     return Response(orjson.dumps(body), status, headers, media_type="application/json")
 
 
-def error_response(exc: IngestError, request_id: str) -> Response:
-    """The JSON answer of a refused message."""
+def error_response(exc: IngestError, request_id: str, retry_after_s: int) -> Response:
+    """The JSON answer of a refused message; a 503 always says when to retry."""
     headers = {"x-request-id": request_id}
-    retry_after = getattr(exc, "retry_after", None)
-    if retry_after is not None:
-        headers["retry-after"] = str(retry_after)
+    if isinstance(exc, Unavailable):
+        headers["retry-after"] = str(exc.retry_after or retry_after_s)
     return json_response({**exc.body(), "request_id": request_id}, exc.status, headers)
 
 
@@ -130,7 +129,7 @@ def create_app(settings: Settings, service: IngestService | None = None) -> Star
                 status=exc.status,
                 duration_s=round(elapsed, 4),
             )
-            return error_response(exc, request_id)
+            return error_response(exc, request_id, settings.retry_after_s)
         finally:
             structlog.contextvars.unbind_contextvars("request_id", "feed")
 

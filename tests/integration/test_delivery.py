@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import httpx
@@ -237,5 +237,60 @@ async def test_message_groups_complete_incomplete_and_mismatched(
         assert odd["status"] == "GROUP_COMPLETE"
         assert any("disagree on totRecCnt" in problem for problem in odd["problems"])
         assert "message group complete" in service.logs()
+    finally:
+        stop_service(service)
+
+
+async def test_overload_is_refused_at_once_with_retry_after(own_service: tuple[Path, str]) -> None:
+    tmp, prefix = own_service
+    service = start_service(
+        tmp,
+        prefix,
+        IVMTR_MAX_CONCURRENT_REQUESTS="1",
+        IVMTR_MAX_INFLIGHT_RECORDS="1000",
+        IVMTR_RETRY_AFTER_S="7",
+    )
+    try:
+        (small,) = mailing(30, 10_000, seed=31)
+        (large,) = mailing(1200, 100_000, seed=32)
+        assert len(large["events"]) > 1000  # type: ignore[arg-type]
+        async with httpx.AsyncClient(base_url=service.url, timeout=60) as client:
+            gate = asyncio.Event()
+
+            async def slow_body() -> AsyncIterator[bytes]:
+                body = orjson.dumps(small)
+                yield body[:100]
+                await gate.wait()
+                yield body[100:]
+
+            slow = asyncio.create_task(
+                client.post(
+                    "/v1/feeds/demo",
+                    content=slow_body(),
+                    headers={"content-type": "application/json"},
+                )
+            )
+            await asyncio.sleep(0.5)
+            started = asyncio.get_running_loop().time()
+            refused = await client.post(
+                "/v1/feeds/demo",
+                content=orjson.dumps(small),
+                headers={"content-type": "application/json"},
+            )
+            assert asyncio.get_running_loop().time() - started < 2
+            assert refused.status_code == 503 and refused.headers["retry-after"] == "7"
+            assert refused.json()["error"] == "overloaded"
+            gate.set()
+            assert (await slow).status_code == 200
+            too_many = await client.post(
+                "/v1/feeds/demo",
+                content=orjson.dumps(large),
+                headers={"content-type": "application/json"},
+            )
+            assert too_many.status_code == 503
+            assert "max_inflight_records=1000" in too_many.json()["detail"]
+        assert await event_ids(service, str(large["msgGrpId"])) == {}
+        ids = await event_ids(service, str(small["msgGrpId"]))
+        assert len(ids) == expected_ids([small])
     finally:
         stop_service(service)

@@ -201,3 +201,36 @@ async def test_sigterm_during_pushes_keeps_everything_answered(workspace: tuple[
                 assert again.json()["duplicate"] is True
     finally:
         stop_service(service)
+
+
+async def test_without_kafka_pushes_end_in_bounded_time_and_readiness_follows(
+    workspace: tuple[Path, str],
+) -> None:
+    tmp, prefix = workspace
+    (message,) = mailing(30, 10_000, seed=25)
+    service = start_service(tmp, prefix, IVMTR_KAFKA_TIMEOUT_S="3", IVMTR_RETRY_AFTER_S="2")
+    try:
+        async with httpx.AsyncClient(base_url=service.url, timeout=60) as client:
+            await asyncio.to_thread(broker, "stop")
+            started = time.monotonic()
+            answer = await client.post(
+                "/v1/feeds/demo",
+                content=orjson.dumps(message),
+                headers={"content-type": "application/json"},
+            )
+            assert answer.status_code == 503 and answer.headers["retry-after"] == "2"
+            assert answer.json()["error"] == "kafka_unavailable"
+            assert time.monotonic() - started < 3 * 3 + 5  # claim, wait and abort are each bounded
+            assert (await client.get("/readyz")).status_code == 503
+            assert (await client.get("/healthz")).status_code == 200
+            await asyncio.to_thread(broker, "start")
+            deadline = time.monotonic() + 60
+            while (await client.get("/readyz")).status_code != 200:
+                assert time.monotonic() < deadline, "never ready again"
+                await asyncio.sleep(0.5)
+            answer = await push_until_answered(client, "/v1/feeds/demo", orjson.dumps(message))
+            assert answer.status_code == 200 and answer.json()["duplicate"] is False
+        ids = await event_ids(service, str(message["msgGrpId"]))
+        assert len(ids) == expected_ids([message]) and set(ids.values()) == {1}
+    finally:
+        stop_service(service)
