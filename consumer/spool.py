@@ -29,11 +29,17 @@ import structlog
 
 from consumer.errors import IngestError, LimitExceeded, Unavailable
 
-__all__ = ["Spool", "SpoolEntry", "SpoolWorker"]
+__all__ = ["Spool", "SpoolEntry", "SpoolFull", "SpoolWorker"]
 
 log = structlog.get_logger()
 
 _READ_CHUNK = 1 << 20
+
+
+class SpoolFull(Unavailable):
+    """The spool reached spool_max_bytes; retry later."""
+
+    code = "spool_full"
 
 
 @dataclass(frozen=True)
@@ -87,7 +93,7 @@ class Spool:
         """Write a body and fsync it, not yet visible to the worker: ``keep`` or ``discard`` it."""
         used = await asyncio.to_thread(self.size)
         if used >= self.max_bytes:
-            raise Unavailable(f"the spool is full (spool_max_bytes={self.max_bytes})")
+            raise SpoolFull(f"the spool is full (spool_max_bytes={self.max_bytes})")
         received_at_ms = time.time_ns() // 1_000_000
         name = f"{time.time_ns():020d}-{uuid.uuid4().hex[:8]}"
         temporary = self.directory / f"{name}.tmp"
@@ -105,7 +111,7 @@ class Spool:
                 async for chunk in chunks:
                     used += len(chunk)
                     if used > self.max_bytes:
-                        raise Unavailable(f"the spool is full (spool_max_bytes={self.max_bytes})")
+                        raise SpoolFull(f"the spool is full (spool_max_bytes={self.max_bytes})")
                     await asyncio.to_thread(file.write, chunk)
                 file.flush()
                 await asyncio.to_thread(os.fsync, file.fileno())
@@ -219,6 +225,10 @@ class SpoolWorker:
             except IngestError as exc:
                 self._reject(entry, exc)
                 return
+            except Exception:  # a bug must not stop the spool for good: log, wait, retry
+                log.exception("spooled message failed", entry=entry.path.name)
+                await asyncio.sleep(self._retry_s)
+                continue
             self._spool.remove(entry)
             return
 

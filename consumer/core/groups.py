@@ -48,7 +48,12 @@ def judge_group(
     tot_rec_cnt = _agreed(messages, "tot_rec_cnt", "totRecCnt", problems)
     serials = sorted(messages)
     records = sum(int(r["records_received"]) for r in messages.values())
-    complete = tot_msg_cnt is not None and set(range(1, tot_msg_cnt + 1)) <= set(serials)
+    # totMsgCnt comes from the sender: never build a range of it.
+    complete = (
+        tot_msg_cnt is not None
+        and tot_msg_cnt <= len(serials)
+        and all(serial in messages for serial in range(1, tot_msg_cnt + 1))
+    )
     if complete:
         status = "GROUP_COMPLETE"
         assert tot_msg_cnt is not None
@@ -62,8 +67,7 @@ def judge_group(
         if tot_msg_cnt is None:
             problems.append("no message says totMsgCnt")
         else:
-            missing = sorted(set(range(1, tot_msg_cnt + 1)) - set(serials))
-            problems.append(f"missing msgSerNbr {missing}")
+            problems.append(_missing(messages, tot_msg_cnt))
     else:
         return None
     published: Counter[str] = Counter()
@@ -80,6 +84,22 @@ def judge_group(
         published=dict(published),
         problems=problems,
     )
+
+
+_LISTED = 20
+
+
+def _missing(messages: Mapping[int, Receipt], tot_msg_cnt: int) -> str:
+    missing_count = tot_msg_cnt - sum(1 for serial in messages if 1 <= serial <= tot_msg_cnt)
+    listed = []
+    for serial in range(1, tot_msg_cnt + 1):
+        if serial not in messages:
+            listed.append(serial)
+            if len(listed) == _LISTED:
+                break
+    if missing_count <= _LISTED:
+        return f"missing msgSerNbr {listed}"
+    return f"missing {missing_count} msgSerNbr, the first {listed}"
 
 
 def _agreed(
