@@ -23,8 +23,15 @@ kafka-stop:
 topics: install kafka
 	$(BIN)/ivmtr-stream topics create
 
-run: install kafka topics
-	$(BIN)/ivmtr-stream serve
+# A generated development credential (feed "demo"), never the insecure mode.
+FEEDS := .local/feeds.toml
+
+$(FEEDS): | $(STAMP)
+	$(BIN)/ivmtr-stream dev-credentials --out $(FEEDS)
+
+run: install kafka topics $(FEEDS)
+	@echo "push with: curl -u demo:$$(cat $(FEEDS).password) ..."
+	IVMTR_FEEDS_FILE=$(FEEDS) $(BIN)/ivmtr-stream serve
 
 test: install kafka
 	$(BIN)/python -m pytest

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import ssl
 import sys
 
 import click
 import orjson
 
 from consumer.cli_context import cli_settings as _settings
+from consumer.settings import SettingsError
 
 __all__ = ["main"]
 
@@ -37,15 +39,26 @@ def serve(host: str | None, port: int | None) -> None:
 
     settings = _settings(host=host, port=port)
     configure_logging(settings.log_level, settings.log_format)
-    uvicorn.run(
-        create_app(settings),
+    try:
+        app = create_app(settings)
+    except SettingsError as exc:
+        raise click.ClickException(str(exc)) from exc
+    config = uvicorn.Config(
+        app,
         host=settings.host,
         port=settings.port,
         log_level="warning",
         access_log=False,
         loop="uvloop" if sys.platform != "win32" else "asyncio",
         timeout_graceful_shutdown=int(settings.kafka_timeout_s),
+        ssl_certfile=settings.tls_cert_file,
+        ssl_keyfile=settings.tls_key_file,
     )
+    config.load()
+    if config.ssl is not None:
+        # uvicorn takes the library default; we promise TLS 1.2 or newer.
+        config.ssl.minimum_version = ssl.TLSVersion.TLSv1_2
+    uvicorn.Server(config).run()
 
 
 @main.group()
@@ -108,9 +121,16 @@ def tail(topic: str, from_beginning: bool, follow: bool, max_records: int | None
 
 def _register_subcommands() -> None:
     # Imported here so that `ivmtr-stream --help` does not build the IMb tables twice.
+    from consumer.api_cli import api_emulator, lookup, piece
+    from consumer.auth_cli import dev_credentials, hash_password_command
     from consumer.imb_cli import imb
 
     main.add_command(imb)
+    main.add_command(hash_password_command)
+    main.add_command(dev_credentials)
+    main.add_command(piece)
+    main.add_command(lookup)
+    main.add_command(api_emulator)
 
 
 _register_subcommands()

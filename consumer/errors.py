@@ -7,6 +7,7 @@
     ├── InvalidEnvelope         400     invalid_envelope      (an envelope field missing or wrong)
     ├── LimitExceeded           413     limit_exceeded        (names the limit in ``limit``)
     │   └── RecordTooLarge      413     max_record_bytes
+    ├── RequestTimeout          408     request_timeout       (the body came too slowly)
     ├── UnknownFeed             404     unknown_feed
     └── Unavailable             503     kafka_unavailable      (nothing was committed; retry later)
 
@@ -24,6 +25,7 @@ __all__ = [
     "LimitExceeded",
     "MalformedMessage",
     "RecordTooLarge",
+    "RequestTimeout",
     "Unavailable",
     "UnknownFeed",
     "UnsupportedEncoding",
@@ -70,12 +72,21 @@ class InvalidEnvelope(IngestError):
 
 class LimitExceeded(IngestError):
     status = 413
+    code = "limit_exceeded"
 
-    def __init__(self, limit: str, value: int, detail: str | None = None, **context: Any) -> None:
+    def __init__(
+        self,
+        limit: str,
+        value: int,
+        detail: str | None = None,
+        *,
+        status: int = 413,
+        **context: Any,
+    ) -> None:
         super().__init__(
             detail or f"the message exceeds {limit}={value}", limit=limit, value=value, **context
         )
-        self.code = "limit_exceeded"
+        self.status = status
 
 
 class RecordTooLarge(LimitExceeded):
@@ -86,6 +97,11 @@ class RecordTooLarge(LimitExceeded):
             f"record {index} of events is larger than max_record_bytes={max_bytes}",
             index=index,
         )
+
+
+class RequestTimeout(IngestError):
+    status = 408
+    code = "request_timeout"
 
 
 class UnknownFeed(IngestError):

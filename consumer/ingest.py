@@ -28,7 +28,7 @@ import structlog
 from consumer.core.pipeline import Envelope, Limits, MessagePipeline, Outcome, ScanEvent
 from consumer.core.records import RecordKind, RecordShape
 from consumer.errors import Unavailable
-from producer import KafkaMessage, Publisher, PublishError, TopicTable
+from producer import KafkaMessage, Publisher, PublishError, Topic, TopicTable
 from producer.deliveries import message_key
 from producer.publisher import Delivery
 
@@ -104,12 +104,14 @@ class MessageIngest:
         feed: str,
         kind: RecordKind | None = None,
         campaign: str | None = None,
+        topics: Mapping[str, Topic] | None = None,
         received_at_ms: int | None = None,
         on_records: Callable[[int], None] | None = None,
     ) -> IngestSummary:
         """Read, process and publish one message; returns only after Kafka committed it.
 
-        ``on_records`` is told how many records each chunk brought (admission control).
+        ``topics`` replaces default topics by kind (``piece`` ... ``dead_letters``) for this
+        feed. ``on_records`` is told how many records each chunk brought (admission control).
         """
         pipeline = MessagePipeline(
             feed=feed,
@@ -119,7 +121,7 @@ class MessageIngest:
             campaign=campaign,
             limits=self._limits,
         )
-        run = _MessageRun(self, pipeline, IngestSummary(feed=feed))
+        run = _MessageRun(self, pipeline, IngestSummary(feed=feed), topics or {})
         try:
             async with contextlib.AsyncExitStack() as stack:
                 stack.callback(pipeline.close)
@@ -162,7 +164,13 @@ class MessageIngest:
         summary.body_bytes = pipeline.bytes_parsed
         return summary
 
-    def message(self, outcome: Outcome, envelope: Envelope, feed: str) -> KafkaMessage:
+    def message(
+        self,
+        outcome: Outcome,
+        envelope: Envelope,
+        feed: str,
+        overrides: Mapping[str, Topic],
+    ) -> KafkaMessage:
         """The Kafka message of one outcome, with the message's coordinates as headers."""
         headers = (
             ("ivmtr.feed", feed.encode()),
@@ -170,11 +178,10 @@ class MessageIngest:
             ("ivmtr.msg_ser_nbr", str(envelope.msg_ser_nbr).encode()),
             ("ivmtr.encoding", b"avro-single-object"),
         )
-        topic = (
-            self._topic_of[outcome.kind]
-            if isinstance(outcome, ScanEvent)
-            else self.topics.dead_letters
-        )
+        if isinstance(outcome, ScanEvent):
+            topic = overrides.get(outcome.kind.value) or self._topic_of[outcome.kind]
+        else:
+            topic = overrides.get("dead_letters") or self.topics.dead_letters
         return topic.message(outcome.key, outcome.value, headers)
 
 
@@ -182,9 +189,14 @@ class _MessageRun:
     """The state of one message on its way: hash, counts, the open delivery."""
 
     def __init__(
-        self, ingest: MessageIngest, pipeline: MessagePipeline, summary: IngestSummary
+        self,
+        ingest: MessageIngest,
+        pipeline: MessagePipeline,
+        summary: IngestSummary,
+        overrides: Mapping[str, Topic],
     ) -> None:
         self.ingest = ingest
+        self.overrides = overrides
         self.pipeline = pipeline
         self.summary = summary
         self.sha256 = hashlib.sha256()
@@ -206,7 +218,7 @@ class _MessageRun:
                 for field_name, _problem in outcome.reasons:
                     summary.rejected_by_field[field_name or "record"] += 1
                 log.debug("record dead-lettered", kind=outcome.kind, reasons=outcome.reasons)
-            message = self.ingest.message(outcome, envelope, feed)
+            message = self.ingest.message(outcome, envelope, feed, self.overrides)
             summary.published[message.topic] = summary.published.get(message.topic, 0) + 1
             messages.append(message)
         return messages

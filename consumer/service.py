@@ -7,24 +7,26 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
 import structlog
 
 from consumer.core.pipeline import Limits
 from consumer.core.records import RecordKind, RecordShape
+from consumer.feeds import FeedsFileError, FeedTable, authorize, credentials_cached, load_feeds
 from consumer.groups import GroupWatcher
 from consumer.http.admission import Admission
 from consumer.http.body import decoded_body
 from consumer.ingest import IngestSummary, MessageIngest
 from consumer.metrics import Metrics
-from consumer.settings import Settings
+from consumer.settings import Settings, SettingsError
 from consumer.spool import Spool, SpoolEntry, SpoolWorker
 from producer import (
     KafkaConfig,
     Publisher,
     PublishError,
+    Topic,
     TopicSpec,
     TopicTable,
     ensure_topics,
@@ -64,12 +66,52 @@ def kafka_config(settings: Settings) -> KafkaConfig:
     )
 
 
+def _load_feeds(settings: Settings) -> FeedTable | None:
+    if settings.feeds_file is None:
+        if not settings.insecure_dev_mode:
+            raise SettingsError(
+                "invalid settings: IVMTR_FEEDS_FILE: no feeds file; write one "
+                "(examples/feeds.toml, `ivmtr-stream dev-credentials`) "
+                "or set IVMTR_INSECURE_DEV_MODE=true for development"
+            )
+        return None
+    try:
+        return load_feeds(settings.feeds_file)
+    except FeedsFileError as exc:
+        raise SettingsError(f"invalid settings: IVMTR_FEEDS_FILE: {exc}") from exc
+
+
+_SCHEMA_OF = {
+    "piece": "piece_scans",
+    "bundle": "bundle_scans",
+    "handling_unit": "handling_unit_scans",
+    "container": "container_scans",
+    "dead_letters": "dead_letters",
+}
+
+
+def _topic_overrides(feeds: FeedTable | None, topics: TopicTable) -> dict[str, dict[str, Topic]]:
+    """Per feed, the topics that replace the defaults; each keeps the default's schema."""
+    if feeds is None:
+        return {}
+    return {
+        feed.name: {
+            key: Topic(name, getattr(topics, _SCHEMA_OF[key]).schema)
+            for key, name in feed.topics.items()
+        }
+        for feed in feeds.feeds.values()
+        if feed.topics
+    }
+
+
 def topic_specs(settings: Settings, topics: TopicTable) -> list[TopicSpec]:
     """How to create each topic: the deliveries topic is compacted, one partition per slot."""
+    overrides = _topic_overrides(_load_feeds(settings), topics) if settings.feeds_file else {}
+    names = {topic.name for topic in topics if topic is not topics.deliveries}
+    names |= {topic.name for feed in overrides.values() for topic in feed.values()}
     specs = [
-        TopicSpec(topic.name, settings.topic_partitions, settings.topic_replication_factor)
-        for topic in topics
-        if topic is not topics.deliveries
+        TopicSpec(name, settings.topic_partitions, settings.topic_replication_factor)
+        for name in sorted(names)
     ]
     specs.append(
         TopicSpec(
@@ -88,9 +130,13 @@ class IngestService:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.topics = TopicTable.build(settings.topic_prefix)
+        self.feeds = _load_feeds(settings)
+        self._overrides = _topic_overrides(self.feeds, self.topics)
+        self._scrypt_slots = asyncio.Semaphore(4)
         self.publisher = Publisher(
             kafka_config(settings),
             self.topics,
+            extra_topics=[t for topics in self._overrides.values() for t in topics.values()],
             transactional_id_prefix=settings.transactional_id_prefix,
             timeout_s=settings.kafka_timeout_s,
         )
@@ -102,6 +148,7 @@ class IngestService:
                 max_record_bytes=settings.max_record_bytes,
                 max_events=settings.max_events_per_message,
                 max_string_length=settings.max_string_length,
+                max_json_depth=settings.max_json_depth,
             ),
             kafka_timeout_s=settings.kafka_timeout_s,
             replica_id=settings.replica_id,
@@ -180,6 +227,26 @@ class IngestService:
         await self.watcher.stop()
         await self.publisher.stop()
 
+    async def authorize(
+        self, feed: str, authorization: str | None, peer: str, forwarded_for: str | None
+    ) -> None:
+        """Check a request against the feeds file: UnknownFeed, Forbidden or Unauthorized."""
+        table = self.feeds
+        if table is None:
+            return  # insecure development mode, logged on every request by the app
+        if credentials_cached(table, feed, authorization):
+            authorize(table, feed, authorization, peer, forwarded_for)
+            return
+        # A cache miss runs scrypt (tens of ms, ~16 MiB): off the loop, a few at a time.
+        async with self._scrypt_slots:
+            await asyncio.to_thread(authorize, table, feed, authorization, peer, forwarded_for)
+
+    def _route(self, feed: str) -> tuple[RecordKind | None, str | None, Mapping[str, Topic]]:
+        config = self.feeds.feeds.get(feed) if self.feeds is not None else None
+        if config is None:
+            return None, None, {}
+        return config.kind, config.campaign, self._overrides.get(feed, {})
+
     async def accept(
         self,
         chunks: AsyncIterator[bytes],
@@ -189,15 +256,16 @@ class IngestService:
         request_id: str,
     ) -> tuple[int, IngestSummary]:
         """Take one pushed message: (200, summary) once committed, or (202, ...) once spooled."""
-        settings = self.settings
+        kind, campaign, topics = self._route(feed)
         with self.admission.request() as ticket:
             metered = ticket.metered(chunks)
             if self.spool is None:
                 summary = await self.ingest.ingest(
                     self._decoded(metered, content_encoding),
                     feed=feed,
-                    kind=settings.feed_kinds.get(feed),
-                    campaign=settings.feed_campaigns.get(feed),
+                    kind=kind,
+                    campaign=campaign,
+                    topics=topics,
                     on_records=ticket.take_records,
                 )
                 return 200, summary
@@ -206,9 +274,7 @@ class IngestService:
             )
             try:
                 summary = await self.ingest.check(
-                    self._decoded(entry.body(), content_encoding),
-                    feed=feed,
-                    kind=settings.feed_kinds.get(feed),
+                    self._decoded(entry.body(), content_encoding), feed=feed, kind=kind
                 )
             except BaseException:
                 self.spool.discard(entry)
@@ -229,11 +295,14 @@ class IngestService:
         )
 
     async def _publish_spooled(self, entry: SpoolEntry) -> None:
+        # The feed as configured now: a feed removed from the file since publishes as auto.
+        kind, campaign, topics = self._route(entry.feed)
         summary = await self.ingest.ingest(
             self._decoded(entry.body(), entry.content_encoding),
             feed=entry.feed,
-            kind=self.settings.feed_kinds.get(entry.feed),
-            campaign=self.settings.feed_campaigns.get(entry.feed),
+            kind=kind,
+            campaign=campaign,
+            topics=topics,
             received_at_ms=entry.received_at_ms,
         )
         log.info(

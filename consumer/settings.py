@@ -6,21 +6,17 @@ environment. An invalid value stops start-up with a message naming the setting.
 
 from __future__ import annotations
 
-import re
 import tomllib
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
     TomlConfigSettingsSource,
 )
-from pydantic_settings import SettingsError as SourceError
-
-from consumer.core.records import RecordKind
 
 __all__ = ["Settings", "SettingsError", "load_settings"]
 
@@ -106,15 +102,18 @@ class Settings(BaseSettings):
     )
     retry_after_s: int = Field(5, ge=1, description="Retry-After of 503 answers.")
 
-    # Feeds
-    feed_kinds: dict[str, RecordKind] = Field(
-        default_factory=dict,
-        description='Feeds fixed to one record kind, as JSON: {"bundles": "bundle"}.',
+    # Feeds and security
+    feeds_file: Path | None = Field(
+        None,
+        description="Feeds file (TOML): each feed's credentials, kind, campaign, networks and "
+        "topics; see examples/feeds.toml. Required unless insecure_dev_mode.",
     )
-    feed_campaigns: dict[str, str] = Field(
-        default_factory=dict,
-        description='Campaign label per feed, as JSON: {"spring": "Spring 2026"}.',
+    insecure_dev_mode: bool = Field(
+        False,
+        description="Accept any feed without credentials. For development only; logged loudly.",
     )
+    tls_cert_file: Path | None = Field(None, description="Serve HTTPS with this certificate (PEM).")
+    tls_key_file: Path | None = Field(None, description="Private key of tls_cert_file (PEM).")
 
     # Limits
     max_body_bytes: int = Field(
@@ -126,6 +125,11 @@ class Settings(BaseSettings):
     max_record_bytes: int = Field(1 << 20, ge=1024, description="Largest single record.")
     max_events_per_message: int = Field(2_000_000, ge=1, description="Most records in one message.")
     max_string_length: int = Field(4096, ge=64, description="Longest string value in a record.")
+    max_json_depth: int = Field(16, ge=2, le=512, description="Deepest JSON nesting in a message.")
+    read_timeout_s: float = Field(
+        30.0, gt=0, description="Longest wait for the next piece of a request body (slow senders)."
+    )
+    body_timeout_s: float = Field(900.0, gt=0, description="Longest time to receive a whole body.")
 
     # Logging
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
@@ -134,6 +138,12 @@ class Settings(BaseSettings):
     log_format: Literal["auto", "json", "console"] = Field(
         "auto", description="auto: console on a terminal, JSON lines otherwise."
     )
+
+    @model_validator(mode="after")
+    def _tls_pair(self) -> Settings:
+        if (self.tls_cert_file is None) != (self.tls_key_file is None):
+            raise ValueError("IVMTR_TLS_CERT_FILE and IVMTR_TLS_KEY_FILE go together")
+        return self
 
     @field_validator("log_level", mode="before")
     @classmethod
@@ -159,11 +169,6 @@ def load_settings(config_file: Path | None = None, **overrides: object) -> Setti
             name = ".".join(str(part) for part in error["loc"]) or "settings"
             problems.append(f"IVMTR_{name.upper()}: {error['msg']}")
         raise SettingsError("invalid settings: " + "; ".join(problems)) from exc
-    except SourceError as exc:
-        # Raised while reading a source, e.g. a dict setting that is not JSON.
-        match = re.search(r'field "(\w+)"', str(exc))
-        name = f"IVMTR_{match.group(1).upper()}" if match else "settings"
-        raise SettingsError(f"invalid settings: {name}: {exc}") from exc
     except tomllib.TOMLDecodeError as exc:
         raise SettingsError(f"invalid settings: config file {config_file}: {exc}") from exc
 

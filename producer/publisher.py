@@ -24,14 +24,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import random
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from producer.deliveries import DeliveryLog, Receipt
 from producer.errors import Fenced, KafkaUnavailable, PublishError, PublishTimeout
 from producer.kafka import KafkaConfig, PartitionedBatches, TransactionalProducer, partition_for
-from producer.topics import KafkaMessage, TopicTable
+from producer.topics import KafkaMessage, Topic, TopicTable
 
 __all__ = ["Delivery", "Publisher"]
 
@@ -64,9 +64,12 @@ class Publisher:
         *,
         transactional_id_prefix: str = "ivmtr-stream",
         timeout_s: float = 30.0,
+        extra_topics: Sequence[Topic] = (),
     ) -> None:
         self.config = config
         self.topics = topics
+        # Every topic a transaction may write to: the table's and feeds' overrides.
+        self._topic_names = [topic.name for topic in topics] + [t.name for t in extra_topics]
         self.log = DeliveryLog(config.bootstrap_servers, topics.deliveries)
         self._prefix = transactional_id_prefix
         self._timeout_s = timeout_s
@@ -121,7 +124,7 @@ class Publisher:
             self.config, f"{self._prefix}-{self.log.topic.name}-{slot}"
         )
         self._producers[slot] = producer
-        await producer.start([topic.name for topic in self.topics])
+        await producer.start(self._topic_names)
         return producer
 
     @contextlib.asynccontextmanager

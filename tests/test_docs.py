@@ -22,6 +22,8 @@ def _default(name: str) -> str:
         return str(int(value))
     if isinstance(value, dict):
         return "{}"
+    if value is None:
+        return "None"
     return str(value)
 
 

@@ -35,7 +35,14 @@ def test_wheel_ships_the_schemas_and_packages(tmp_path: Path) -> None:
     names = set(zipfile.ZipFile(wheel).namelist())
     schemas = {f"schemas/{path.name}" for path in (ROOT / "schemas").glob("*.avsc")}
     assert schemas and schemas <= names
-    for package in ("consumer", "consumer/core", "consumer/http", "consumer/simulator", "producer"):
+    for package in (
+        "consumer",
+        "consumer/api",
+        "consumer/core",
+        "consumer/http",
+        "consumer/simulator",
+        "producer",
+    ):
         modules = {f"{package}/{path.name}" for path in (ROOT / package).glob("*.py")}
         assert modules <= names, modules - names
     entry_points = next(name for name in names if name.endswith("entry_points.txt"))

@@ -24,7 +24,7 @@ import orjson
 
 from consumer.errors import LimitExceeded, MalformedMessage, RecordTooLarge
 
-__all__ = ["EnvelopeField", "MessageParser", "RawRecord"]
+__all__ = ["EnvelopeField", "MessageParser", "RawRecord", "nesting_depth"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,7 +71,7 @@ _MAX_CANDIDATES = 8
 class MessageParser:
     """Push parser for one message: ``feed()`` chunks, then ``close()``."""
 
-    def __init__(self, *, max_record_bytes: int = 1 << 20) -> None:
+    def __init__(self, *, max_record_bytes: int = 1 << 20, max_depth: int = 16) -> None:
         self._buf = b""
         self._pos = 0
         self._state = _State.START
@@ -81,6 +81,7 @@ class MessageParser:
         self._candidate_from = 0  # resume point when a record spans chunks
         self._candidate_tries = 0  # candidate ends tried for the current value, over all chunks
         self._max_record_bytes = max_record_bytes
+        self._max_depth = max_depth
         self._eof = False
         self.bytes_parsed = 0
 
@@ -216,9 +217,18 @@ class MessageParser:
 
     def _loads(self, raw: bytes) -> Any:
         try:
-            return orjson.loads(raw)
+            value = orjson.loads(raw)
         except orjson.JSONDecodeError as exc:
             raise self._fail(f"invalid JSON: {exc}") from exc
+        # The message itself and events are two levels; a flat record adds one.
+        if raw.count(b"{") + raw.count(b"[") > 1 and nesting_depth(value) + 2 > self._max_depth:
+            raise LimitExceeded(
+                "max_json_depth",
+                self._max_depth,
+                f"JSON nested deeper than max_json_depth={self._max_depth}",
+                status=400,
+            )
+        return value
 
     def _value_end(self, pos: int, member: str | None = None) -> int:
         """End (exclusive) of the JSON value at ``pos``, or -1 when more data is needed.
@@ -283,6 +293,22 @@ class MessageParser:
     def _next_value(self) -> None:
         self._candidate_from = 0
         self._candidate_tries = 0
+
+
+def nesting_depth(value: Any) -> int:
+    """Depth of nested objects and arrays (a scalar is 0, ``{}`` is 1); iterative."""
+    deepest = 0
+    pending = [(value, 1)]
+    while pending:
+        item, depth = pending.pop()
+        children = (
+            item.values() if isinstance(item, dict) else item if isinstance(item, list) else None
+        )
+        if children is None:
+            continue
+        deepest = max(deepest, depth)
+        pending.extend((child, depth + 1) for child in children if isinstance(child, dict | list))
+    return deepest
 
 
 def _string_end(buf: bytes, pos: int) -> int:

@@ -8,6 +8,7 @@ spooled temporary file, so memory stays bounded) and processed once both are kno
 
 from __future__ import annotations
 
+import json
 import struct
 import tempfile
 from collections.abc import Mapping
@@ -19,7 +20,7 @@ import orjson
 from consumer.core.enrich import Provenance, enrich
 from consumer.core.parse import EnvelopeField, MessageParser, RawRecord
 from consumer.core.records import RecordKind, RecordShape
-from consumer.core.validate import Rejection, validate_record
+from consumer.core.validate import Reason, Rejection, validate_record
 from consumer.errors import InvalidEnvelope, LimitExceeded
 
 __all__ = ["DeadLetter", "Envelope", "Limits", "MessagePipeline", "ScanEvent"]
@@ -35,6 +36,7 @@ class Limits:
     max_record_bytes: int = 1 << 20
     max_events: int = 1_000_000
     max_string_length: int = 4096
+    max_json_depth: int = 16
 
 
 @dataclass
@@ -83,6 +85,41 @@ class DeadLetter:
 Outcome = ScanEvent | DeadLetter
 
 
+def repeated_keys(raw: bytes, value: Any) -> list[str]:
+    """Keys that appear more than once in one object of a record (orjson keeps the last).
+
+    Counting ``":`` is a cheap upper bound of the keys; only when it exceeds the keys
+    parsed (a repeat, or ``":`` inside a string) is the record parsed again to tell.
+    """
+    if raw.count(b'":') <= _key_count(value):
+        return []
+    repeated: list[str] = []
+
+    def pairs(items: list[tuple[str, Any]]) -> dict[str, Any]:
+        seen: set[str] = set()
+        for key, _ in items:
+            if key in seen and key not in repeated:
+                repeated.append(key)
+            seen.add(key)
+        return dict(items)
+
+    json.loads(raw, object_pairs_hook=pairs)
+    return repeated
+
+
+def _key_count(value: Any) -> int:
+    count = 0
+    pending = [value]
+    while pending:
+        item = pending.pop()
+        if isinstance(item, dict):
+            count += len(item)
+            pending.extend(child for child in item.values() if isinstance(child, dict | list))
+        elif isinstance(item, list):
+            pending.extend(child for child in item if isinstance(child, dict | list))
+    return count
+
+
 class MessagePipeline:
     """Parses, validates and enriches one message, chunk by chunk."""
 
@@ -104,7 +141,9 @@ class MessagePipeline:
         self._campaign = campaign
         self._received_at_ms = received_at_ms
         self._limits = limits
-        self._parser = MessageParser(max_record_bytes=limits.max_record_bytes)
+        self._parser = MessageParser(
+            max_record_bytes=limits.max_record_bytes, max_depth=limits.max_json_depth
+        )
         self._provenance: Provenance | None = None
         self._spill: tempfile.SpooledTemporaryFile[bytes] | None = None
         self._events_seen = False
@@ -207,6 +246,11 @@ class MessagePipeline:
     def _process(self, index: int, raw: bytes, value: Any) -> Outcome:
         provenance = self._provenance
         assert provenance is not None
+        repeated = repeated_keys(raw, value)
+        if repeated:
+            # orjson keeps the last value of a repeated key: which one IV-MTR meant is unknown.
+            reasons = [Reason(key, "appears more than once in the record") for key in repeated]
+            return self._dead_letter(provenance, index, raw, Rejection(None, reasons))
         result = validate_record(
             value, self._shapes, self.kind, max_string_length=self._limits.max_string_length
         )

@@ -18,6 +18,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from consumer.errors import IngestError, Unavailable, UnknownFeed, UnsupportedMediaType
+from consumer.http.body import timed_body
 from consumer.http.openapi import openapi_document
 from consumer.ingest import IngestSummary
 from consumer.metrics import Metrics
@@ -38,7 +39,7 @@ def json_response(body: Any, status: int = 200, headers: dict[str, str] | None =
 
 def error_response(exc: IngestError, request_id: str, retry_after_s: int) -> Response:
     """The JSON answer of a refused message; a 503 always says when to retry."""
-    headers = {"x-request-id": request_id}
+    headers = {"x-request-id": request_id, **getattr(exc, "headers", {})}
     if isinstance(exc, Unavailable):
         headers["retry-after"] = str(exc.retry_after or retry_after_s)
     return json_response({**exc.body(), "request_id": request_id}, exc.status, headers)
@@ -70,6 +71,8 @@ def create_app(settings: Settings, service: IngestService | None = None) -> Star
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         await service.start()
         log.info("service started", settings=settings.model_dump(mode="json"))
+        if service.feeds is None:
+            log.warning("INSECURE DEVELOPMENT MODE: any feed is accepted without credentials")
         try:
             yield
         finally:
@@ -85,14 +88,27 @@ def create_app(settings: Settings, service: IngestService | None = None) -> Star
         structlog.contextvars.bind_contextvars(request_id=request_id, feed=feed)
         try:
             if not _FEED_NAME.fullmatch(feed):
-                raise UnknownFeed(f"no feed called {feed!r}")
+                raise UnknownFeed("no such feed")
+            if service.feeds is None:
+                log.warning("insecure development mode: push accepted without authentication")
+            client = request.client
+            await service.authorize(
+                feed,
+                request.headers.get("authorization"),
+                client.host if client is not None else "",
+                ",".join(request.headers.getlist("x-forwarded-for")) or None,
+            )
             content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
             if content_type != "application/json" and not content_type.endswith("+json"):
                 raise UnsupportedMediaType(
                     f"Content-Type must be application/json, got {content_type or 'none'!r}"
                 )
             status, summary = await service.accept(
-                request.stream(),
+                timed_body(
+                    request.stream(),
+                    idle_s=settings.read_timeout_s,
+                    total_s=settings.body_timeout_s,
+                ),
                 feed=feed,
                 content_encoding=request.headers.get("content-encoding"),
                 request_id=request_id,
@@ -136,7 +152,7 @@ def create_app(settings: Settings, service: IngestService | None = None) -> Star
     async def metrics_endpoint(request: Request) -> Response:
         return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
-    document = openapi_document(basic_auth=False)
+    document = openapi_document(basic_auth=service.feeds is not None)
 
     async def openapi(request: Request) -> Response:
         return json_response(document)

@@ -9,7 +9,6 @@ from typing import Any
 import pydantic
 import pytest
 
-from consumer.core.records import RecordKind
 from consumer.settings import Settings, SettingsError, load_settings
 
 
@@ -47,13 +46,18 @@ def test_defaults() -> None:
         "max_inflight_bytes": 4 << 30,
         "max_inflight_records": 4_000_000,
         "retry_after_s": 5,
-        "feed_kinds": {},
-        "feed_campaigns": {},
+        "feeds_file": None,
+        "insecure_dev_mode": False,
+        "tls_cert_file": None,
+        "tls_key_file": None,
         "max_body_bytes": 512 * 1024 * 1024,
         "max_decompressed_bytes": 2 * 1024**3,
         "max_record_bytes": 1024 * 1024,
         "max_events_per_message": 2_000_000,
         "max_string_length": 4096,
+        "max_json_depth": 16,
+        "read_timeout_s": 30.0,
+        "body_timeout_s": 900.0,
         "log_level": "INFO",
         "log_format": "auto",
     }
@@ -86,23 +90,9 @@ def test_defaults() -> None:
         ("IVMTR_LOG_LEVEL", "Warning", "log_level", "WARNING"),
         ("IVMTR_LOG_FORMAT", "json", "log_format", "json"),
         ("ivmtr_port", "9001", "port", 9001),  # case-insensitive names
-        (
-            "IVMTR_FEED_KINDS",
-            '{"bundles": "bundle", "trays": "handling_unit", "pallets": "container"}',
-            "feed_kinds",
-            {
-                "bundles": RecordKind.BUNDLE,
-                "trays": RecordKind.HANDLING_UNIT,
-                "pallets": RecordKind.CONTAINER,
-            },
-        ),
-        ("IVMTR_FEED_KINDS", "{}", "feed_kinds", {}),
-        (
-            "IVMTR_FEED_CAMPAIGNS",
-            '{"spring": "Spring 2026"}',
-            "feed_campaigns",
-            {"spring": "Spring 2026"},
-        ),
+        ("IVMTR_FEEDS_FILE", "/etc/ivmtr/feeds.toml", "feeds_file", Path("/etc/ivmtr/feeds.toml")),
+        ("IVMTR_INSECURE_DEV_MODE", "true", "insecure_dev_mode", True),
+        ("IVMTR_MAX_JSON_DEPTH", "8", "max_json_depth", 8),
     ],
 )
 def test_environment_overrides(
@@ -118,11 +108,6 @@ def load_defaults(monkeypatch: pytest.MonkeyPatch, variable: str) -> dict[str, A
     with monkeypatch.context() as patch:
         patch.delenv(variable)
         return load_settings().model_dump()
-
-
-def test_feed_kinds_are_record_kinds() -> None:
-    settings = load_settings(feed_kinds={"bundles": "bundle"})
-    assert settings.feed_kinds["bundles"] is RecordKind.BUNDLE
 
 
 def test_overrides_win_over_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -167,9 +152,8 @@ def test_other_environment_variables_are_ignored(monkeypatch: pytest.MonkeyPatch
         ("IVMTR_MAX_STRING_LENGTH", "63"),
         ("IVMTR_LOG_LEVEL", "verbose"),
         ("IVMTR_LOG_FORMAT", "xml"),
-        ("IVMTR_FEED_KINDS", '{"bundles": "bundles"}'),
-        ("IVMTR_FEED_KINDS", '["bundle"]'),
-        ("IVMTR_FEED_CAMPAIGNS", '{"spring": 2026}'),
+        ("IVMTR_MAX_JSON_DEPTH", "1"),
+        ("IVMTR_READ_TIMEOUT_S", "0"),
     ],
 )
 def test_invalid_values_name_the_variable(
@@ -203,13 +187,6 @@ def test_unknown_override_is_refused() -> None:
         load_settings(no_such_setting=1)
 
 
-@pytest.mark.parametrize(
-    ("variable", "text"),
-    [("IVMTR_FEED_KINDS", "bundles=bundle"), ("IVMTR_FEED_CAMPAIGNS", "{spring: 2026")],
-)
-def test_dict_setting_that_is_not_json(
-    monkeypatch: pytest.MonkeyPatch, variable: str, text: str
-) -> None:
-    monkeypatch.setenv(variable, text)
-    with pytest.raises(SettingsError, match=rf"^invalid settings: {variable}"):
-        load_settings()
+def test_tls_files_go_together() -> None:
+    with pytest.raises(SettingsError, match="IVMTR_TLS_CERT_FILE and IVMTR_TLS_KEY_FILE"):
+        load_settings(tls_cert_file="/tmp/cert.pem")

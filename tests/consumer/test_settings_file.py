@@ -23,10 +23,10 @@ def test_file_values_apply_and_the_environment_wins(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     config = tmp_path / "ivmtr.toml"
-    config.write_text('port = 9123\ntopic_prefix = "acme."\n[feed_kinds]\nbundles = "bundle"\n')
+    config.write_text('port = 9123\ntopic_prefix = "acme."\nfeeds_file = "/etc/feeds.toml"\n')
     settings = load_settings(config)
     assert (settings.port, settings.topic_prefix) == (9123, "acme.")
-    assert settings.feed_kinds["bundles"].value == "bundle"
+    assert settings.feeds_file == Path("/etc/feeds.toml")
     monkeypatch.setenv("IVMTR_PORT", "9999")
     assert load_settings(config).port == 9999
     assert load_settings(config, port=1).port == 1

@@ -74,6 +74,9 @@ def start_service(tmp: Path, prefix: str, *, wait_ready: bool = True, **env: str
         "IVMTR_REPLICA_ID": uuid.uuid4().hex[:8],
         "IVMTR_LOG_FORMAT": "json",
         "IVMTR_KAFKA_BOOTSTRAP_SERVERS": BOOTSTRAP,
+        # Tests of other things than authentication push without credentials;
+        # tests/integration/test_security.py runs the service with a feeds file.
+        **({} if "IVMTR_FEEDS_FILE" in env else {"IVMTR_INSECURE_DEV_MODE": "true"}),
         **env,
     }
     with log_path.open("wb") as log_file:  # the child keeps its own descriptor
