@@ -53,6 +53,9 @@ def serve(host: str | None, port: int | None) -> None:
         timeout_graceful_shutdown=int(settings.kafka_timeout_s),
         ssl_certfile=settings.tls_cert_file,
         ssl_keyfile=settings.tls_key_file,
+        # X-Forwarded-For is believed only from the feeds file's trusted proxies, not here.
+        proxy_headers=False,
+        server_header=False,
     )
     config.load()
     if config.ssl is not None:

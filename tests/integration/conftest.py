@@ -12,6 +12,7 @@ import asyncio
 import io
 import os
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -63,7 +64,15 @@ class Service:
         return self.log_path.read_text(errors="replace")
 
 
-def start_service(tmp: Path, prefix: str, *, wait_ready: bool = True, **env: str) -> Service:
+def start_service(
+    tmp: Path,
+    prefix: str,
+    *,
+    wait_ready: bool = True,
+    scheme: str = "http",
+    ca: str | None = None,
+    **env: str,
+) -> Service:
     """Start ``ivmtr-stream serve`` and wait until /readyz answers 200 (or /healthz)."""
     port = free_port()
     log_path = tmp / f"service-{port}.log"
@@ -87,14 +96,15 @@ def start_service(tmp: Path, prefix: str, *, wait_ready: bool = True, **env: str
             stdout=log_file,
             stderr=subprocess.STDOUT,
         )
-    url = f"http://127.0.0.1:{port}"
+    url = f"{scheme}://127.0.0.1:{port}"
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise RuntimeError(f"service exited with {process.returncode}:\n{log_path.read_text()}")
         try:
             probe = "/readyz" if wait_ready else "/healthz"
-            if httpx.get(f"{url}{probe}", timeout=2).status_code == 200:
+            verify = ssl.create_default_context(cafile=ca) if ca else True
+            if httpx.get(f"{url}{probe}", timeout=2, verify=verify).status_code == 200:
                 return Service(url, prefix, process, log_path)
         except httpx.HTTPError:
             pass
