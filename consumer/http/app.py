@@ -146,6 +146,19 @@ def create_app(settings: Settings, service: IngestService | None = None) -> Star
                 duration_s=round(elapsed, 4),
             )
             return error_response(exc, request_id, settings.retry_after_s)
+        except Exception:
+            # A bug: the transaction was aborted on the way out, so nothing was published.
+            log.exception("unexpected error", outcome="error")
+            metrics.messages.labels(feed, "error").inc()
+            return json_response(
+                {
+                    "error": "internal_error",
+                    "detail": "unexpected error; nothing was published, retry later",
+                    "request_id": request_id,
+                },
+                500,
+                {"x-request-id": request_id},
+            )
         finally:
             structlog.contextvars.unbind_contextvars("request_id", "feed")
 
