@@ -44,6 +44,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Final
 
+from consumer.core.campaigns import CampaignRule
 from consumer.core.records import RecordKind
 from consumer.errors import IngestError, UnknownFeed
 
@@ -183,6 +184,7 @@ class FeedTable:
 
     feeds: Mapping[str, Feed] = field(hash=False)
     trusted_proxies: tuple[IPNetwork, ...] = ()
+    campaigns: tuple[CampaignRule, ...] = ()
 
 
 # --------------------------------------------------------------------------- loading
@@ -214,7 +216,7 @@ def parse_feeds(data: Mapping[str, Any]) -> FeedTable:
     "credentials of another feed" is never ambiguous. To let one sender push to two
     feeds, give it two users.
     """
-    _no_unknown_keys(data, {"feeds", "proxies"}, "")
+    _no_unknown_keys(data, {"feeds", "proxies", "campaigns"}, "")
     feeds_data = data.get("feeds")
     if not isinstance(feeds_data, dict) or not feeds_data:
         raise FeedsFileError("feeds", "no feed defined: add a [feeds.<name>] table")
@@ -246,7 +248,64 @@ def parse_feeds(data: Mapping[str, Any]) -> FeedTable:
         raise FeedsFileError("proxies", "must be a table")
     _no_unknown_keys(proxies, {"trusted"}, "proxies.")
     trusted = _networks(proxies.get("trusted", []), "proxies.trusted", None, allow_empty=True)
-    return FeedTable(MappingProxyType(feeds), trusted)
+    return FeedTable(MappingProxyType(feeds), trusted, _campaign_rules(data.get("campaigns", [])))
+
+
+_RULE_KEYS = {"id", "mailer_ids", "serial_ranges", "stids", "job_ids", "mailing_group_ids"}
+
+
+def _campaign_rules(data: object) -> tuple[CampaignRule, ...]:
+    """``[[campaigns]]`` tables, in file order (the first match wins)."""
+    if not isinstance(data, list):
+        raise FeedsFileError("campaigns", "must be an array of tables: [[campaigns]]")
+    rules = []
+    for index, item in enumerate(data):
+        where = f"campaigns[{index}]"
+        if not isinstance(item, dict):
+            raise FeedsFileError(where, "must be a table")
+        _no_unknown_keys(item, _RULE_KEYS, f"{where}.")
+        campaign = item.get("id")
+        if not isinstance(campaign, str) or not campaign.strip():
+            raise FeedsFileError(f"{where}.id", "must be a non-empty string")
+        ranges = []
+        for pair in _string_list(item, "serial_ranges", where, nested=True):
+            low, high = (int(value) for value in pair)
+            if low > high:
+                raise FeedsFileError(f"{where}.serial_ranges", f"{pair[0]} is above {pair[1]}")
+            ranges.append((low, high))
+        rules.append(
+            CampaignRule(
+                campaign=campaign,
+                mailer_ids=frozenset(_string_list(item, "mailer_ids", where)),
+                serial_ranges=tuple(ranges),
+                stids=frozenset(_string_list(item, "stids", where)),
+                job_ids=frozenset(_string_list(item, "job_ids", where)),
+                mailing_group_ids=frozenset(_string_list(item, "mailing_group_ids", where)),
+            )
+        )
+    return tuple(rules)
+
+
+def _string_list(
+    item: Mapping[str, Any], key: str, where: str, *, nested: bool = False
+) -> list[Any]:
+    values = item.get(key, [])
+    if not isinstance(values, list):
+        raise FeedsFileError(f"{where}.{key}", "must be an array")
+    for value in values:
+        if nested:
+            ok = (
+                isinstance(value, list)
+                and len(value) == 2
+                and all(isinstance(v, str) and v.isascii() and v.isdigit() for v in value)
+            )
+            if not ok:
+                raise FeedsFileError(
+                    f"{where}.{key}", 'each range is ["first serial", "last serial"]'
+                )
+        elif not isinstance(value, str) or not value:
+            raise FeedsFileError(f"{where}.{key}", "must hold non-empty strings")
+    return values
 
 
 def _parse_feed(name: str, data: object) -> Feed:

@@ -19,12 +19,13 @@ import contextlib
 import hashlib
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import structlog
 
+from consumer.core.campaigns import CampaignRule
 from consumer.core.pipeline import Envelope, Limits, MessagePipeline, Outcome, ScanEvent
 from consumer.core.records import RecordKind, RecordShape
 from consumer.errors import Unavailable
@@ -50,6 +51,8 @@ class IngestSummary:
     rejected_by_field: Counter[str] = field(default_factory=Counter)
     records_by_kind: Counter[tuple[str, str]] = field(default_factory=Counter)  # (kind, outcome)
     problem_codes: list[str] = field(default_factory=list)
+    campaign_scans: Counter[str] = field(default_factory=Counter)
+    campaign_deliveries: Counter[str] = field(default_factory=Counter)
     body_bytes: int = 0
     duplicate: bool = False
     status: str = "PUBLISHED"
@@ -105,6 +108,7 @@ class MessageIngest:
         kind: RecordKind | None = None,
         campaign: str | None = None,
         topics: Mapping[str, Topic] | None = None,
+        campaigns: Sequence[CampaignRule] = (),
         received_at_ms: int | None = None,
         on_records: Callable[[int], None] | None = None,
     ) -> IngestSummary:
@@ -119,6 +123,7 @@ class MessageIngest:
             shapes=self._shapes,
             kind=kind,
             campaign=campaign,
+            campaigns=campaigns,
             limits=self._limits,
         )
         run = _MessageRun(self, pipeline, IngestSummary(feed=feed), topics or {})
@@ -213,6 +218,10 @@ class _MessageRun:
             kind = outcome.kind.value if outcome.kind else "unknown"
             published = isinstance(outcome, ScanEvent)
             summary.records_by_kind[kind, "published" if published else "rejected"] += 1
+            if isinstance(outcome, ScanEvent) and outcome.value["campaign"]:
+                summary.campaign_scans[outcome.value["campaign"]] += 1
+                if outcome.value["scan"]["logical_delivery"]:
+                    summary.campaign_deliveries[outcome.value["campaign"]] += 1
             if not isinstance(outcome, ScanEvent):
                 summary.rejected += 1
                 for field_name, _problem in outcome.reasons:

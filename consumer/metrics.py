@@ -80,6 +80,15 @@ class Metrics:
             ["feed", "problem"],
             registry=registry,
         )
+        self.campaign_scans = Counter(
+            "ivmtr_campaign_scans", "Scan events by campaign.", ["campaign"], registry=registry
+        )
+        self.campaign_deliveries = Counter(
+            "ivmtr_campaign_logical_deliveries",
+            "Logical delivery events (opcode 517) by campaign: one per delivered piece.",
+            ["campaign"],
+            registry=registry,
+        )
         self.request_seconds = Histogram(
             "ivmtr_request_duration_seconds",
             "Time to answer a push.",

@@ -132,6 +132,7 @@ class IngestService:
         self.topics = TopicTable.build(settings.topic_prefix)
         self.feeds = _load_feeds(settings)
         self._overrides = _topic_overrides(self.feeds, self.topics)
+        self.campaigns = self.feeds.campaigns if self.feeds is not None else ()
         self._scrypt_slots = asyncio.Semaphore(4)
         self.publisher = Publisher(
             kafka_config(settings),
@@ -266,6 +267,7 @@ class IngestService:
                     kind=kind,
                     campaign=campaign,
                     topics=topics,
+                    campaigns=self.campaigns,
                     on_records=ticket.take_records,
                 )
                 return 200, summary
@@ -303,6 +305,7 @@ class IngestService:
             kind=kind,
             campaign=campaign,
             topics=topics,
+            campaigns=self.campaigns,
             received_at_ms=entry.received_at_ms,
         )
         log.info(

@@ -9,16 +9,18 @@ from __future__ import annotations
 
 import hashlib
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from consumer.core.campaigns import CampaignRule, assign_campaign
 from consumer.core.codes import HANDLING_EVENT_TYPES, LOGICAL_DELIVERY_OPCODE, normalise_mail_phase
 from consumer.core.imb import IMb
 from consumer.core.records import RecordKind
 from consumer.core.stid import ServiceType, lookup_stid
 from consumer.core.validate import ValidRecord
 
-__all__ = ["Provenance", "enrich", "event_id"]
+__all__ = ["Provenance", "campaign_of", "enrich", "event_id"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,8 +71,41 @@ def event_id(record: ValidRecord) -> str:
     return str(uuid.UUID(bytes=hashlib.sha256(identity.encode()).digest()[:16], version=5))
 
 
-def enrich(record: ValidRecord, provenance: Provenance, index: int | None) -> dict[str, Any]:
-    """The Avro value of the event for a validated record."""
+def campaign_of(record: ValidRecord, rules: Sequence[CampaignRule]) -> str | None:
+    """The campaign the rules give a record (None when no rule matches)."""
+    if not rules:
+        return None
+    fields = record.fields
+    mailer_id: str | None
+    serial: str | None
+    stid: str | None
+    if record.imb is not None:
+        mailer_id, serial, stid = (
+            record.imb.mailer_id,
+            record.imb.serial_number,
+            record.imb.service_type_id,
+        )
+    elif record.kind is RecordKind.HANDLING_UNIT:
+        mailer_id, serial, stid = fields.get("imtbMid"), fields.get("imtbSerialNumber"), None
+    else:
+        mailer_id, serial, stid = fields.get("imcbMid"), fields.get("imcbSerialNumber"), None
+    return assign_campaign(
+        rules,
+        mailer_id=mailer_id,
+        serial_number=serial,
+        stid=stid,
+        job_id=fields.get("edocJobId") or None,
+        mailing_group_id=fields.get("edocMailingGroupId") or None,
+    )
+
+
+def enrich(
+    record: ValidRecord,
+    provenance: Provenance,
+    index: int | None,
+    rules: Sequence[CampaignRule] = (),
+) -> dict[str, Any]:
+    """The Avro value of the event for a validated record; campaign rules before the feed's."""
     fields = record.fields
     event: dict[str, Any] = {
         "event_id": event_id(record),
@@ -78,7 +113,7 @@ def enrich(record: ValidRecord, provenance: Provenance, index: int | None) -> di
         "scan": _scan(record),
         "record_state": "ENRICHED" if _is_enriched(fields) else "RAW",
         "job": _job(fields),
-        "campaign": provenance.campaign,
+        "campaign": campaign_of(record, rules) or provenance.campaign,
         "record": fields,
         "extra": record.extra,
     }

@@ -11,12 +11,13 @@ from __future__ import annotations
 import json
 import struct
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
 
+from consumer.core.campaigns import CampaignRule
 from consumer.core.enrich import Provenance, enrich
 from consumer.core.parse import EnvelopeField, MessageParser, RawRecord
 from consumer.core.records import RecordKind, RecordShape
@@ -131,6 +132,7 @@ class MessagePipeline:
         shapes: Mapping[RecordKind, RecordShape],
         kind: RecordKind | None = None,
         campaign: str | None = None,
+        campaigns: Sequence[CampaignRule] = (),
         limits: Limits = Limits(),
     ) -> None:
         self.feed_name = feed
@@ -139,6 +141,7 @@ class MessagePipeline:
         self.records = 0
         self._shapes = shapes
         self._campaign = campaign
+        self._campaigns = campaigns
         self._received_at_ms = received_at_ms
         self._limits = limits
         self._parser = MessageParser(
@@ -256,7 +259,9 @@ class MessagePipeline:
         )
         if isinstance(result, Rejection):
             return self._dead_letter(provenance, index, raw, result)
-        return ScanEvent(result.kind, result.object_id, enrich(result, provenance, index))
+        return ScanEvent(
+            result.kind, result.object_id, enrich(result, provenance, index, self._campaigns)
+        )
 
     def _dead_letter(
         self, provenance: Provenance, index: int, raw: bytes, rejection: Rejection

@@ -61,6 +61,10 @@ def record_outcome(metrics: Metrics, feed: str, summary: IngestSummary, elapsed:
         metrics.dead_letters.labels(feed, field_name).inc(count)
     for problem in summary.problem_codes:
         metrics.message_problems.labels(feed, problem).inc()
+    for campaign, count in summary.campaign_scans.items():
+        metrics.campaign_scans.labels(campaign).inc(count)
+    for campaign, count in summary.campaign_deliveries.items():
+        metrics.campaign_deliveries.labels(campaign).inc(count)
 
 
 def create_app(settings: Settings, service: IngestService | None = None) -> Starlette:
