@@ -79,7 +79,7 @@ def load_api_config(
     )
 
 
-def _api_options(command: _F) -> _F:
+def api_options(command: _F) -> _F:
     options = [
         click.option("--username", default=None, help=f"BCG user name ({ENV_USERNAME})."),
         click.option(
@@ -96,7 +96,7 @@ def _api_options(command: _F) -> _F:
     return command
 
 
-def _config(options: Mapping[str, str | None]) -> ApiConfig:
+def api_config(options: Mapping[str, str | None]) -> ApiConfig:
     try:
         return load_api_config(
             username=options.get("username"),
@@ -183,13 +183,13 @@ def _table(piece: Piece) -> str:
     show_default=True,
     help="table: attributes, then one line per scan. json: one object, push-feed field names.",
 )
-@_api_options
+@api_options
 def piece(imb: str, fmt: str, **options: str | None) -> None:
     """Show the attributes and scans of the piece with full IMb IMB (20, 25, 29 or 31 digits).
 
     Field names are the push feed's (camelCase). For a partial IMb use `lookup`.
     """
-    config = _config(options)
+    config = api_config(options)
 
     async def query(client: MailTrackingClient) -> Piece | None:
         try:
@@ -224,7 +224,7 @@ def piece(imb: str, fmt: str, **options: str | None) -> None:
     help="Keep IMbs whose routing code starts with these 5, 9 or 11 digits (filtered here: "
     "the API has no routing-code lookup).",
 )
-@_api_options
+@api_options
 def lookup(
     mid: str, serial: str, stid: str | None, routing: str | None, **options: str | None
 ) -> None:
@@ -232,7 +232,7 @@ def lookup(
 
     MID has 6 digits (9 when it starts with 9); SERIAL makes 15 digits with it.
     """
-    config = _config(options)
+    config = api_config(options)
 
     async def query(client: MailTrackingClient) -> list[str]:
         return await client.lookup(mid, serial, stid=stid, routing=routing)

@@ -126,6 +126,7 @@ def _register_subcommands() -> None:
     # Imported here so that `ivmtr-stream --help` does not build the IMb tables twice.
     from consumer.api_cli import api_emulator, lookup, piece
     from consumer.auth_cli import dev_credentials, hash_password_command
+    from consumer.backfill_cli import backfill_command
     from consumer.imb_cli import imb
 
     main.add_command(imb)
@@ -134,6 +135,7 @@ def _register_subcommands() -> None:
     main.add_command(piece)
     main.add_command(lookup)
     main.add_command(api_emulator)
+    main.add_command(backfill_command)
 
 
 _register_subcommands()

@@ -162,6 +162,29 @@ class Publisher:
         finally:
             lock.release()
 
+    @contextlib.asynccontextmanager
+    async def transaction(self, key: str) -> AsyncIterator[PartitionedBatches]:
+        """A plain transaction on ``key``'s slot, with no receipt and no duplicate check.
+
+        For data whose idempotence is the subscriber's (events keep their ``event_id``).
+        A Fenced error means another replica took the slot: the caller may retry.
+        """
+        if not self._started:
+            raise KafkaUnavailable("publisher is not started")
+        slot = self.slot_of(key)
+        async with self._locks[slot]:
+            producer = await self._producer(slot)
+            batches = await producer.begin()
+            try:
+                yield batches
+                async with asyncio.timeout(self._timeout_s):
+                    await producer.commit(batches)
+            except BaseException as exc:
+                await producer.abort()
+                if isinstance(exc, PublishError):
+                    producer.broken = True
+                raise
+
     async def _claim(
         self, slot: int, key: str, started: Mapping[str, Any]
     ) -> tuple[TransactionalProducer, PartitionedBatches]:
