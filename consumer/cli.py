@@ -7,7 +7,6 @@ import ssl
 import sys
 
 import click
-import orjson
 
 from consumer.cli_context import cli_settings as _settings
 from consumer.settings import SettingsError
@@ -82,52 +81,14 @@ def topics_create() -> None:
         click.echo(f"{spec.name}\t{'created' if spec.name in created else 'exists'}")
 
 
-@main.command()
-@click.option(
-    "--topic", required=True, help="Topic name, or its suffix (piece-scans, dead-letters, ...)."
-)
-@click.option(
-    "--from-beginning", is_flag=True, help="Start at the oldest record instead of the newest."
-)
-@click.option("--follow", is_flag=True, help="Keep waiting for new records.")
-@click.option("--max", "max_records", type=int, default=None, help="Stop after N records.")
-def tail(topic: str, from_beginning: bool, follow: bool, max_records: int | None) -> None:
-    """Print the decoded events of a topic as JSON lines."""
-    from consumer.tail import tail_topic
-    from producer import TopicTable
-
-    settings = _settings()
-    table = TopicTable.build(settings.topic_prefix)
-    names = {t.name for t in table}
-    if topic not in names and f"{settings.topic_prefix}{topic}" in names:
-        topic = f"{settings.topic_prefix}{topic}"
-
-    async def run() -> None:
-        async for record in tail_topic(
-            settings.kafka_bootstrap_servers,
-            topic,
-            table,
-            from_beginning=from_beginning,
-            follow=follow,
-            max_records=max_records,
-        ):
-            sys.stdout.buffer.write(orjson.dumps(record.as_json(), default=str) + b"\n")
-            sys.stdout.flush()
-
-    try:
-        asyncio.run(run())
-    except ValueError as exc:
-        raise click.ClickException(str(exc)) from exc
-    except KeyboardInterrupt:
-        pass
-
-
 def _register_subcommands() -> None:
     # Imported here so that `ivmtr-stream --help` does not build the IMb tables twice.
     from consumer.api_cli import api_emulator, lookup, piece
     from consumer.auth_cli import dev_credentials, hash_password_command
     from consumer.backfill_cli import backfill_command
     from consumer.imb_cli import imb
+    from consumer.simulator_cli import simulate
+    from consumer.tail_cli import tail
 
     main.add_command(imb)
     main.add_command(hash_password_command)
@@ -136,6 +97,8 @@ def _register_subcommands() -> None:
     main.add_command(lookup)
     main.add_command(api_emulator)
     main.add_command(backfill_command)
+    main.add_command(simulate)
+    main.add_command(tail)
 
 
 _register_subcommands()
