@@ -86,6 +86,7 @@ def _register_subcommands() -> None:
     from consumer.api_cli import api_emulator, lookup, piece
     from consumer.auth_cli import dev_credentials, hash_password_command
     from consumer.backfill_cli import backfill_command
+    from consumer.campaigns_cli import campaigns_command
     from consumer.imb_cli import imb
     from consumer.simulator_cli import simulate
     from consumer.tail_cli import tail
@@ -99,6 +100,7 @@ def _register_subcommands() -> None:
     main.add_command(backfill_command)
     main.add_command(simulate)
     main.add_command(tail)
+    main.add_command(campaigns_command)
 
 
 _register_subcommands()
