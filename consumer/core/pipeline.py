@@ -92,7 +92,11 @@ def repeated_keys(raw: bytes, value: Any) -> list[str]:
     Counting ``":`` is a cheap upper bound of the keys; only when it exceeds the keys
     parsed (a repeat, or ``":`` inside a string) is the record parsed again to tell.
     """
-    if raw.count(b'":') <= _key_count(value):
+    colons = raw.count(b'":')
+    # A flat record has exactly its own keys; only the rare rest needs a full count.
+    if isinstance(value, dict) and colons <= len(value):
+        return []
+    if colons <= _key_count(value):
         return []
     repeated: list[str] = []
 

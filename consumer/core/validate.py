@@ -83,14 +83,18 @@ def validate_record(
     reasons: list[Reason] = []
     fields = shape.empty()
     extra: dict[str, str] = {}
+    string_fields = shape.string_fields
     for name, item in value.items():
-        if name in shape.string_fields:
-            if item is None or isinstance(item, str):
-                if item is not None and len(item) > max_string_length:
+        # The hot loop of the service: exact type checks, the common case first.
+        if name in string_fields:
+            if type(item) is str:
+                if len(item) > max_string_length:
                     reasons.append(
                         Reason(name, f"longer than max_string_length={max_string_length}")
                     )
                 fields[name] = item
+            elif item is None:
+                fields[name] = None
             else:
                 reasons.append(Reason(name, f"must be a string, got {_json_type(item)}"))
         elif name in shape.int_fields:
