@@ -42,7 +42,7 @@ lint: install
 	$(BIN)/mypy
 
 bench: install kafka
-	$(BIN)/python bench/ingest.py
+	$(BIN)/python bench/run.py
 
 clean:
 	rm -rf $(VENV) .local build *.egg-info

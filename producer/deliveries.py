@@ -72,6 +72,7 @@ class DeliveryLog:
         self._receipts: dict[str, Receipt] = {}
         self._groups: dict[str, GroupState] = {}
         self._positions: dict[int, int] = {}
+        self._own: dict[int, int] = {}  # per partition: known complete up to, by our own writes
         self._moved = asyncio.Event()
         self.partitions = 0
         self.failure: BaseException | None = None
@@ -143,12 +144,21 @@ class DeliveryLog:
         """Wait until every committed receipt before ``offset`` in ``partition`` is applied."""
         try:
             async with asyncio.timeout(timeout_s):
-                while self._positions.get(partition, -1) < offset:
+                while max(self._positions.get(partition, -1), self._own.get(partition, -1)) < offset:
                     await self._moved.wait()
         except TimeoutError as exc:
             raise KafkaUnavailable(
                 f"the delivery log did not reach {partition}@{offset} in time"
             ) from exc
+
+    def advance(self, partition: int, offset: int) -> None:
+        """Everything in ``partition`` before ``offset`` is known: we wrote it and applied it.
+
+        Lets the next message on a slot go on without waiting for the follower to read the
+        slot holder's own receipts back (the holder is the partition's only writer).
+        """
+        if offset > self._own.get(partition, -1):
+            self._own[partition] = offset
 
     def apply(self, key: str, receipt: Receipt) -> None:
         """Take one committed receipt into the view."""

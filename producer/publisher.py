@@ -144,18 +144,22 @@ class Publisher:
         except TimeoutError as exc:
             raise PublishTimeout(f"delivery slot {slot} stayed busy") from exc
         try:
-            producer, batches = await self._claim(slot, key, started)
+            producer, batches, claimed_at = await self._claim(slot, key, started)
             try:
                 prior = self.log.get(key)
                 delivery = Delivery(key, slot, prior, batches)
                 yield delivery
                 if delivery.discard:
                     await producer.abort()
+                    # The slot's partition now holds STARTED and the abort marker.
+                    self.log.advance(slot, claimed_at + 2)
                     return
                 async with asyncio.timeout(self._timeout_s):
                     await producer.commit(batches)
                 if delivery.receipt is not None:
                     self.log.apply(key, delivery.receipt)
+                    # STARTED, the receipt and the commit marker: all ours, all applied.
+                    self.log.advance(slot, claimed_at + 3)
             except BaseException:
                 await producer.abort()
                 raise
@@ -187,7 +191,7 @@ class Publisher:
 
     async def _claim(
         self, slot: int, key: str, started: Mapping[str, Any]
-    ) -> tuple[TransactionalProducer, PartitionedBatches]:
+    ) -> tuple[TransactionalProducer, PartitionedBatches, int]:
         claim = self.topics.deliveries.message(key, started, partition=slot)
         for attempt in range(_CLAIM_ATTEMPTS):
             try:
@@ -200,7 +204,7 @@ class Publisher:
                     except BaseException:
                         await producer.abort()
                         raise
-                return producer, batches
+                return producer, batches, offset
             except Fenced:
                 self._producers[slot].broken = True
                 # Another replica took the slot: take it back after a short, random pause
