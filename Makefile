@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install kafka kafka-stop topics run test lint bench clean
+.PHONY: install kafka kafka-stop registry registry-stop topics run test lint bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -20,6 +20,13 @@ kafka:
 kafka-stop:
 	scripts/kafka stop
 
+# Apicurio Registry (Confluent-compatible API) for the schema-registry tests.
+registry:
+	scripts/registry start
+
+registry-stop:
+	scripts/registry stop
+
 topics: install kafka
 	$(BIN)/ivmtr-stream topics create
 
@@ -33,7 +40,7 @@ run: install kafka topics $(FEEDS)
 	@echo "push with: curl -u demo:$$(cat $(FEEDS).password) ..."
 	IVMTR_FEEDS_FILE=$(FEEDS) $(BIN)/ivmtr-stream serve
 
-test: install kafka
+test: install kafka registry
 	$(BIN)/python -m pytest
 
 lint: install

@@ -58,6 +58,7 @@ def campaigns_command(fmt: str) -> None:
 
     Reads every committed event of the piece-scan topic.
     """
+    from consumer.service import registered_schemas
     from consumer.tail import tail_topic
     from producer import TopicTable
 
@@ -66,8 +67,13 @@ def campaigns_command(fmt: str) -> None:
     report = CampaignReport()
 
     async def run() -> None:
+        registry_ids = await registered_schemas(settings, topics)
         async for record in tail_topic(
-            settings.kafka_bootstrap_servers, topics.piece_scans.name, topics, from_beginning=True
+            settings.kafka_bootstrap_servers,
+            topics.piece_scans.name,
+            topics,
+            from_beginning=True,
+            registry_ids=registry_ids,
         ):
             report.add(record.value)
 

@@ -88,6 +88,7 @@ def _register_subcommands() -> None:
     from consumer.backfill_cli import backfill_command
     from consumer.campaigns_cli import campaigns_command
     from consumer.imb_cli import imb
+    from consumer.schemas_cli import schemas
     from consumer.simulator_cli import simulate
     from consumer.tail_cli import tail
 
@@ -101,6 +102,7 @@ def _register_subcommands() -> None:
     main.add_command(simulate)
     main.add_command(tail)
     main.add_command(campaigns_command)
+    main.add_command(schemas)
 
 
 _register_subcommands()

@@ -181,7 +181,6 @@ class MessageIngest:
             ("ivmtr.feed", feed.encode()),
             ("ivmtr.msg_grp_id", (envelope.msg_grp_id or "").encode()),
             ("ivmtr.msg_ser_nbr", str(envelope.msg_ser_nbr).encode()),
-            ("ivmtr.encoding", b"avro-single-object"),
         )
         if isinstance(outcome, ScanEvent):
             topic = overrides.get(outcome.kind.value) or self._topic_of[outcome.kind]

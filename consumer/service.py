@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
 import structlog
+from pydantic import SecretStr
 
 from consumer.core.pipeline import Limits
 from consumer.core.records import RecordKind, RecordShape
@@ -26,12 +27,21 @@ from producer import (
     KafkaConfig,
     Publisher,
     PublishError,
+    Schema,
     Topic,
     TopicSpec,
     TopicTable,
     ensure_topics,
     load_schema,
     missing_topics,
+)
+from producer.registry import (
+    RegistryClient,
+    RegistryConfig,
+    RegistryError,
+    register_topics,
+    schema_json,
+    subject_name,
 )
 
 __all__ = ["IngestService", "kafka_config", "record_shapes", "topic_specs"]
@@ -64,6 +74,37 @@ def kafka_config(settings: Settings) -> KafkaConfig:
         request_timeout_ms=int(settings.kafka_timeout_s * 1000),
         transaction_timeout_ms=int(settings.transaction_timeout_s * 1000),
     )
+
+
+def registry_config(settings: Settings) -> RegistryConfig | None:
+    """The schema registry client settings, or None when no registry is configured."""
+    if settings.schema_registry_url is None:
+        return None
+    return RegistryConfig(
+        url=settings.schema_registry_url,
+        username=settings.schema_registry_user,
+        password=_secret(settings.schema_registry_password),
+        bearer_token=_secret(settings.schema_registry_token),
+        ca_file=settings.schema_registry_ca_file,
+    )
+
+
+async def registered_schemas(settings: Settings, topics: TopicTable) -> dict[int, Schema]:
+    """Registry id -> schema of every topic's value schema (for readers); {} without a registry."""
+    config = registry_config(settings)
+    if config is None:
+        return {}
+    async with RegistryClient(config) as client:
+        return {
+            (
+                await client.lookup(subject_name(topic.name), schema_json(topic.schema))
+            ).id: topic.schema
+            for topic in topics
+        }
+
+
+def _secret(value: SecretStr | None) -> str | None:
+    return value.get_secret_value() if value is not None else None
 
 
 def _load_feeds(settings: Settings) -> FeedTable | None:
@@ -197,8 +238,34 @@ class IngestService:
         self._connecting = asyncio.create_task(self._connect_until_done(), name="kafka-connect")
         await self.spool_worker.start()
 
+    async def _register_schemas(self) -> None:
+        """Register every topic's schema and switch its values to the Confluent wire format."""
+        settings = self.settings
+        config = registry_config(settings)
+        assert config is not None
+        overrides = [topic for feed in self._overrides.values() for topic in feed.values()]
+        try:
+            async with RegistryClient(config) as client:
+                ids = await register_topics(client, self.topics)
+                for topic in overrides:
+                    subject = subject_name(topic.name)
+                    await client.set_compatibility(subject, "BACKWARD_TRANSITIVE")
+                    ids[topic.name] = await client.register(subject, schema_json(topic.schema))
+        except RegistryError as exc:
+            log.error(
+                "schema registry refused or unreachable",
+                url=settings.schema_registry_url,
+                error=str(exc),
+            )
+            raise
+        for topic in [*self.topics, *overrides]:
+            topic.use_registry_id(ids[topic.name])
+        log.info("schemas registered", ids=ids)
+
     async def _connect(self) -> None:
         settings = self.settings
+        if settings.schema_registry_url is not None:
+            await self._register_schemas()
         if settings.create_topics:
             created = await ensure_topics(
                 settings.kafka_bootstrap_servers, topic_specs(settings, self.topics)

@@ -10,7 +10,7 @@ import tomllib
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -79,6 +79,22 @@ class Settings(BaseSettings):
     )
     group_check_interval_s: float = Field(
         5.0, gt=0, description="How often message groups are checked."
+    )
+
+    # Schema registry
+    schema_registry_url: str | None = Field(
+        None,
+        description="Confluent-compatible schema registry API (e.g. Apicurio's "
+        "http://127.0.0.1:8081/apis/ccompat/v7): values are then written in the Confluent "
+        "wire format. Unset: Avro single-object encoding.",
+    )
+    schema_registry_user: str | None = Field(None, description="Registry basic-auth user.")
+    schema_registry_password: SecretStr | None = Field(
+        None, description="Registry basic-auth password."
+    )
+    schema_registry_token: SecretStr | None = Field(None, description="Registry bearer token.")
+    schema_registry_ca_file: Path | None = Field(
+        None, description="CA bundle to verify the registry's TLS."
     )
 
     # Delivery

@@ -21,7 +21,7 @@ import orjson
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import KafkaError
 
-from producer import SingleObjectDecoder, TopicTable
+from producer import Schema, SingleObjectDecoder, TopicTable
 
 __all__ = [
     "KINDS",
@@ -347,6 +347,7 @@ async def tail_topic(
     max_records: int | None = None,
     where: Callable[[TailedRecord], bool] | None = None,
     idle_timeout_s: float = 5.0,
+    registry_ids: Mapping[int, Schema] | None = None,
 ) -> AsyncIterator[TailedRecord]:
     """Committed records of `topic` that satisfy `where`, from the start or the end.
 
@@ -354,7 +355,7 @@ async def tail_topic(
     (or after `idle_timeout_s` with nothing to read, should a position never reach them); with
     `follow` it runs until cancelled. `max_records` counts the records yielded.
     """
-    decoder = SingleObjectDecoder(t.schema for t in topics)
+    decoder = SingleObjectDecoder((t.schema for t in topics), registry_ids)
     consumer = AIOKafkaConsumer(
         bootstrap_servers=bootstrap_servers,
         isolation_level="read_committed",  # never show events of aborted transactions

@@ -12,6 +12,7 @@ import asyncio
 import click
 
 from consumer.cli_context import cli_settings
+from consumer.service import registered_schemas
 from consumer.tail import (
     TailError,
     TailFilter,
@@ -97,10 +98,12 @@ def tail(
     async def run() -> None:
         if output == "table":
             click.echo(table_header())
+        registry_ids = await registered_schemas(settings, table)
         async for record in tail_topic(
             settings.kafka_bootstrap_servers,
             name,
             table,
+            registry_ids=registry_ids,
             from_beginning=from_beginning,
             follow=follow,
             max_records=max_records,

@@ -144,7 +144,9 @@ class DeliveryLog:
         """Wait until every committed receipt before ``offset`` in ``partition`` is applied."""
         try:
             async with asyncio.timeout(timeout_s):
-                while max(self._positions.get(partition, -1), self._own.get(partition, -1)) < offset:
+                while (
+                    max(self._positions.get(partition, -1), self._own.get(partition, -1)) < offset
+                ):
                     await self._moved.wait()
         except TimeoutError as exc:
             raise KafkaUnavailable(

@@ -39,11 +39,19 @@ class AvroSingleObject:
 class SingleObjectDecoder:
     """Decodes single-object-encoded values of any of the given schemas."""
 
-    def __init__(self, schemas: Iterable[Schema]) -> None:
+    def __init__(
+        self, schemas: Iterable[Schema], registry_ids: Mapping[int, Schema] | None = None
+    ) -> None:
         self._by_fingerprint = {schema.fingerprint: schema for schema in schemas}
+        self._by_registry_id = dict(registry_ids or {})
 
     def schema_of(self, data: bytes) -> Schema:
         """The schema a value was written with; ValueError when it is not one of ours."""
+        if data[:1] == b"\x00" and len(data) >= 5:  # Confluent wire format: 00 + schema id
+            schema_id = int.from_bytes(data[1:5], "big")
+            if schema_id not in self._by_registry_id:
+                raise ValueError(f"unknown schema registry id {schema_id}")
+            return self._by_registry_id[schema_id]
         if data[:2] != SINGLE_OBJECT_MARKER:
             raise ValueError("not Avro single-object encoding (no C3 01 marker)")
         schema = self._by_fingerprint.get(data[2:10])
@@ -53,4 +61,5 @@ class SingleObjectDecoder:
 
     def __call__(self, data: bytes) -> Any:
         schema = self.schema_of(data)
-        return fastavro.schemaless_reader(io.BytesIO(data[10:]), schema.parsed, None)
+        body = data[5:] if data[:1] == b"\x00" else data[10:]
+        return fastavro.schemaless_reader(io.BytesIO(body), schema.parsed, None)

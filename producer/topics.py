@@ -13,7 +13,7 @@ The topic table is built from a name prefix (``ivmtr.`` by default):
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -43,7 +43,15 @@ class Topic:
     def __init__(self, name: str, schema: Schema) -> None:
         self.name = name
         self.schema = schema
-        self._serialise = AvroSingleObject(schema)
+        self._serialise: Callable[[Mapping[str, Any]], bytes] = AvroSingleObject(schema)
+        self.encoding = "avro-single-object"
+
+    def use_registry_id(self, schema_id: int) -> None:
+        """Write values in the Confluent wire format under ``schema_id`` from now on."""
+        from producer.registry import ConfluentAvro  # the registry is optional
+
+        self._serialise = ConfluentAvro(self.schema, schema_id)
+        self.encoding = "confluent-avro"
 
     def __repr__(self) -> str:
         return f"Topic({self.name!r}, {self.schema.name!r})"
@@ -61,7 +69,11 @@ class Topic:
             topic=self.name,
             key=None if key is None else key.encode(),
             value=self._serialise(value),
-            headers=(("ivmtr.schema", self.schema.name.encode()), *headers),
+            headers=(
+                ("ivmtr.schema", self.schema.name.encode()),
+                ("ivmtr.encoding", self.encoding.encode()),
+                *headers,
+            ),
             partition=partition,
         )
 

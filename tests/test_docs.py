@@ -52,3 +52,8 @@ def test_readme_sample_message_is_valid_json_of_the_documented_shape() -> None:
     message = orjson.loads((ROOT / "examples" / "message.json").read_bytes())
     assert {"msgGrpId", "msgSerNbr", "totMsgCnt", "recCnt", "totRecCnt", "events"} <= set(message)
     assert message["recCnt"] == len(message["events"])
+
+
+def test_the_readme_shows_the_tested_consumer_example() -> None:
+    example = (ROOT / "examples" / "consume_confluent.py").read_text()
+    assert example in README

@@ -80,6 +80,8 @@ class MessageParser:
         self._index = 0
         self._candidate_from = 0  # resume point when a record spans chunks
         self._candidate_tries = 0  # candidate ends tried for the current value, over all chunks
+        self._scan_from = 0  # where the full scan of the current value stopped, and its depth
+        self._scan_depth = 0
         self._max_record_bytes = max_record_bytes
         self._max_depth = max_depth
         self._eof = False
@@ -89,6 +91,7 @@ class MessageParser:
         """Parse what ``data`` completes; keeps any incomplete tail for the next call."""
         if self._pos:
             self._candidate_from -= self._pos
+            self._scan_from -= self._pos
             self._buf = self._buf[self._pos :] + data
             self._pos = 0
         else:
@@ -285,7 +288,11 @@ class MessageParser:
                 continue
             self._next_value()
             return candidate + 1
-        end = _scan_composite(buf, pos)
+        # The full scan resumes where the last chunk left it: rescanning a long record
+        # from its start on every small chunk would cost quadratic time.
+        end, self._scan_from, self._scan_depth = _scan_composite(
+            buf, max(pos, self._scan_from), self._scan_depth
+        )
         if end >= 0:
             self._next_value()
         return end
@@ -293,6 +300,8 @@ class MessageParser:
     def _next_value(self) -> None:
         self._candidate_from = 0
         self._candidate_tries = 0
+        self._scan_from = 0
+        self._scan_depth = 0
 
 
 def nesting_depth(value: Any) -> int:
@@ -331,23 +340,25 @@ def _string_end(buf: bytes, pos: int) -> int:
 _STRUCTURE = re.compile(rb'["{}\[\]]')
 
 
-def _scan_composite(buf: bytes, pos: int) -> int:
-    """Bracket-matching scan of the object or array at ``pos`` (the slow, general path)."""
-    depth = 0
-    search = pos
+def _scan_composite(buf: bytes, search: int, depth: int) -> tuple[int, int, int]:
+    """Bracket-matching scan (the slow, general path), from ``search`` at ``depth``.
+
+    Returns (end, 0, 0) at the end of the value, or (-1, where to resume, depth) when the
+    buffer ends first; a string cut by the buffer's end is resumed from its opening quote.
+    """
     while True:
         match = _STRUCTURE.search(buf, search)
         if match is None:
-            return -1
+            return -1, len(buf), depth
         at = match.start()
         char = buf[at]
         if char == 0x22:
             end = _string_end(buf, at)
             if end < 0:
-                return -1
+                return -1, at, depth
             search = end
             continue
         depth += 1 if char in (0x7B, 0x5B) else -1
         search = at + 1
         if depth == 0:
-            return search
+            return search, 0, 0

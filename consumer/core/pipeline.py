@@ -9,6 +9,7 @@ spooled temporary file, so memory stays bounded) and processed once both are kno
 from __future__ import annotations
 
 import json
+import re
 import struct
 import tempfile
 from collections.abc import Mapping, Sequence
@@ -86,13 +87,16 @@ class DeadLetter:
 Outcome = ScanEvent | DeadLetter
 
 
+_KEY_END = re.compile(rb'"[ \t\r\n]*:')
+
+
 def repeated_keys(raw: bytes, value: Any) -> list[str]:
     """Keys that appear more than once in one object of a record (orjson keeps the last).
 
-    Counting ``":`` is a cheap upper bound of the keys; only when it exceeds the keys
+    Counting ``"`` then ``:`` is a cheap upper bound of the keys; only when it exceeds the keys
     parsed (a repeat, or ``":`` inside a string) is the record parsed again to tell.
     """
-    colons = raw.count(b'":')
+    colons = len(_KEY_END.findall(raw))
     # A flat record has exactly its own keys; only the rare rest needs a full count.
     if isinstance(value, dict) and colons <= len(value):
         return []
@@ -224,6 +228,8 @@ class MessagePipeline:
         elif name in _COUNTS:
             if isinstance(value, str) and value.isascii() and value.isdigit():
                 value = int(value)
+            elif isinstance(value, float) and value.is_integer():
+                value = int(value)  # 79.0 is the integer 79 in JSON
             if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < 2**63:
                 raise InvalidEnvelope(name, "must be a non-negative integer")
             if name == "msgSerNbr" and value < 1:

@@ -50,6 +50,10 @@ def parse_scan_datetime(text: str) -> ScanTime:
     assert offset is not None  # the pattern demands an offset
     if abs(offset.total_seconds()) > 14 * 3600:
         raise ValueError("has a UTC offset beyond ±14:00")
+    try:
+        moment.astimezone(UTC)
+    except OverflowError as exc:
+        raise ValueError("is out of range") from exc
     delta = moment - _EPOCH
     utc_micros = (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
     return ScanTime(

@@ -6,6 +6,8 @@ from typing import Any
 
 __all__ = ["openapi_document"]
 
+_LONG_MAX = 2**63 - 1
+
 _ERROR = {
     "type": "object",
     "required": ["error", "detail", "request_id"],
@@ -64,11 +66,11 @@ _MESSAGE = {
     "description": "An IV-MTR push message; members in any order.",
     "required": ["msgGrpId", "msgSerNbr", "events"],
     "properties": {
-        "msgGrpId": {"type": "string", "minLength": 1, "maxLength": 64},
-        "msgSerNbr": {"type": "integer", "minimum": 1},
-        "totMsgCnt": {"type": "integer", "minimum": 0},
-        "recCnt": {"type": "integer", "minimum": 0},
-        "totRecCnt": {"type": "integer", "minimum": 0},
+        "msgGrpId": {"type": "string", "minLength": 1, "maxLength": 64, "pattern": "\\S"},
+        "msgSerNbr": {"type": "integer", "minimum": 1, "maximum": _LONG_MAX},
+        "totMsgCnt": {"type": "integer", "minimum": 0, "maximum": _LONG_MAX},
+        "recCnt": {"type": "integer", "minimum": 0, "maximum": _LONG_MAX},
+        "totRecCnt": {"type": "integer", "minimum": 0, "maximum": _LONG_MAX},
         "events": {
             "type": "array",
             "description": "Piece, bundle, tray or container scan records (ivmtr.records.*).",

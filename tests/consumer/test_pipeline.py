@@ -269,7 +269,7 @@ def test_missing_envelope_fields(data: bytes, field: str) -> None:
         (b'"msgSerNbr":"-1"', "msgSerNbr: must be a non-negative integer"),
         (b'"msgSerNbr":" 1"', "msgSerNbr: must be a non-negative integer"),
         (b'"msgSerNbr":true', "msgSerNbr: must be a non-negative integer"),
-        (b'"msgSerNbr":1.0', "msgSerNbr: must be a non-negative integer"),
+        (b'"msgSerNbr":1.5', "msgSerNbr: must be a non-negative integer"),  # 1.0 is the integer 1
         (b'"msgSerNbr":-1', "msgSerNbr: must be a non-negative integer"),
         (b'"msgSerNbr":null', "msgSerNbr: must be a non-negative integer"),
         (b'"msgSerNbr":[1]', "msgSerNbr: must be a non-negative integer"),

@@ -215,6 +215,27 @@ async def consume(
         await consumer.stop()
 
 
+async def consume_raw(topic: str) -> list[tuple[dict[str, str], bytes]]:
+    """Every committed record of ``topic`` as (headers, value bytes), undecoded."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=BOOTSTRAP, isolation_level="read_committed")
+    await consumer.start()
+    try:
+        metadata = await consumer._client.fetch_all_metadata()
+        partitions = [TopicPartition(topic, p) for p in metadata.partitions_for_topic(topic) or ()]
+        consumer.assign(partitions)
+        await consumer.seek_to_beginning(*partitions)
+        end = await consumer.end_offsets(partitions)
+        records: list[tuple[dict[str, str], bytes]] = []
+        while [tp for tp in partitions if await consumer.position(tp) < end[tp]]:
+            for items in (await consumer.getmany(timeout_ms=300)).values():
+                records.extend(
+                    ({k: v.decode() for k, v in item.headers}, item.value) for item in items
+                )
+        return records
+    finally:
+        await consumer.stop()
+
+
 def message_group_id() -> str:
     """A fresh msgGrpId shaped like IV-MTR's (epoch ms + random suffix)."""
     return f"{int(time.time() * 1000)}{uuid.uuid4().hex[:7].upper()}"

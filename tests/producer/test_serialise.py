@@ -166,7 +166,7 @@ def test_decoder_picks_the_schema_by_fingerprint() -> None:
 @pytest.mark.parametrize(
     ("data", "message"),
     [
-        (b"\x00\x01" + bytes(8) + b"\x00", "not Avro single-object encoding (no C3 01 marker)"),
+        (b"\x00\x01" + bytes(8) + b"\x00", "unknown schema registry id 16777216"),
         (b"", "not Avro single-object encoding (no C3 01 marker)"),
         (
             b"\xc3\x01" + rabin(b'"long"').to_bytes(8, "little") + b"\x00",

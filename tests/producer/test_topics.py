@@ -85,9 +85,10 @@ def test_message() -> None:
     assert isinstance(message, KafkaMessage)
     assert message.topic == "acme.dead-letters"
     assert message.key == b"17367877181793X9RM5Z/1"
-    # the schema header always comes first, then the caller's
+    # the schema and encoding headers always come first, then the caller's
     assert message.headers == (
         ("ivmtr.schema", b"ivmtr.events.DeadLetter"),
+        ("ivmtr.encoding", b"avro-single-object"),
         ("ivmtr.feed", b"pieces"),
     )
     assert message.value[:10] == b"\xc3\x01" + topic.schema.fingerprint
@@ -104,7 +105,20 @@ def message_time() -> datetime:
 def test_message_without_key_or_headers() -> None:
     message = TopicTable.build().dead_letters.message(None, DEAD_LETTER)
     assert message.key is None
-    assert message.headers == (("ivmtr.schema", b"ivmtr.events.DeadLetter"),)
+    assert message.headers == (
+        ("ivmtr.schema", b"ivmtr.events.DeadLetter"),
+        ("ivmtr.encoding", b"avro-single-object"),
+    )
+
+
+def test_registry_ids_switch_the_wire_format() -> None:
+    topic = TopicTable.build().dead_letters
+    topic.use_registry_id(7)
+    message = topic.message(None, DEAD_LETTER)
+    assert message.value[:5] == b"\x00\x00\x00\x00\x07"
+    assert ("ivmtr.encoding", b"confluent-avro") in message.headers
+    decoded = SingleObjectDecoder([], {7: topic.schema})(message.value)
+    assert decoded["raw"] == DEAD_LETTER["raw"]
 
 
 def test_unicode_key() -> None:
