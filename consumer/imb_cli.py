@@ -15,7 +15,7 @@ from typing import Any
 import click
 import orjson
 
-from consumer.core.imb import IMb, IMbError, decode_imb, encode_imb, split_imb
+from consumer.core.imb import IMbError, decode_imb, encode_imb, split_imb
 
 __all__ = ["imb"]
 
@@ -81,26 +81,12 @@ def decode(ctx: click.Context, value: str | None) -> None:
 
 def _decode_value(value: str) -> dict[str, Any]:
     if value[:1].isdigit():
-        return _fields(split_imb(value))
+        return split_imb(value).fields()
     decoded = decode_imb(value)
     return {
-        **_fields(decoded.imb),
+        **decoded.imb.fields(),
         "upside_down": decoded.upside_down,
         "repaired_bar": decoded.repaired_bar,
-    }
-
-
-def _fields(payload: IMb) -> dict[str, Any]:
-    return {
-        "barcode_id": payload.barcode_id,
-        "service_type_id": payload.service_type_id,
-        "mailer_id": payload.mailer_id,
-        "serial_number": payload.serial_number,
-        "routing_code": payload.routing_code or None,
-        "zip5": payload.zip5,
-        "zip4": payload.zip4,
-        "delivery_point": payload.delivery_point,
-        "tracking_code": payload.tracking_code,
     }
 
 

@@ -15,7 +15,6 @@ from typing import Any
 
 from consumer.core.campaigns import CampaignRule, assign_campaign
 from consumer.core.codes import HANDLING_EVENT_TYPES, LOGICAL_DELIVERY_OPCODE, normalise_mail_phase
-from consumer.core.imb import IMb
 from consumer.core.records import RecordKind
 from consumer.core.stid import ServiceType, lookup_stid
 from consumer.core.validate import ValidRecord
@@ -119,7 +118,7 @@ def enrich(
     }
     if record.imb is not None:
         event["imb"] = record.imb.digits
-        event["barcode"] = _barcode(record.imb)
+        event["barcode"] = record.imb.fields()
         event["service_type"] = _service_type(lookup_stid(record.imb.service_type_id))
     elif record.kind is RecordKind.HANDLING_UNIT:
         event["imtb"] = record.object_id
@@ -142,20 +141,6 @@ def _job(fields: dict[str, Any]) -> dict[str, Any] | None:
         "job_id": fields.get("edocJobId") or None,
         "mailing_group_id": fields.get("edocMailingGroupId") or None,
         "submitter_crid": fields.get("edocSubmitterCrid") or None,
-    }
-
-
-def _barcode(imb: IMb) -> dict[str, Any]:
-    return {
-        "barcode_id": imb.barcode_id,
-        "service_type_id": imb.service_type_id,
-        "mailer_id": imb.mailer_id,
-        "serial_number": imb.serial_number,
-        "routing_code": imb.routing_code or None,
-        "zip5": imb.zip5,
-        "zip4": imb.zip4,
-        "delivery_point": imb.delivery_point,
-        "tracking_code": imb.tracking_code,
     }
 
 

@@ -125,6 +125,20 @@ class IMb:
         """Tracking code followed by routing code: 20, 25, 29 or 31 digits."""
         return self.tracking_code + self.routing_code
 
+    def fields(self) -> dict[str, str | None]:
+        """The fields as a flat mapping (the event's ``barcode``); no routing code is None."""
+        return {
+            "barcode_id": self.barcode_id,
+            "service_type_id": self.service_type_id,
+            "mailer_id": self.mailer_id,
+            "serial_number": self.serial_number,
+            "routing_code": self.routing_code or None,
+            "zip5": self.zip5,
+            "zip4": self.zip4,
+            "delivery_point": self.delivery_point,
+            "tracking_code": self.tracking_code,
+        }
+
     @property
     def zip5(self) -> str | None:
         """The 5-digit ZIP code, or None without a routing code."""
