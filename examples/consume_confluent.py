@@ -4,7 +4,7 @@ Run with the service's IVMTR_SCHEMA_REGISTRY_URL set (values in the Confluent wi
 """
 
 from confluent_kafka import DeserializingConsumer
-from confluent_kafka.schema_registry import SchemaRegistryClient
+from confluent_kafka.schema_registry import SchemaRegistryClient, topic_subject_name_strategy
 from confluent_kafka.schema_registry.avro import AvroDeserializer
 
 
@@ -12,14 +12,17 @@ def read_events(
     bootstrap: str, registry_url: str, topic: str, group: str, limit: int
 ) -> list[dict]:
     """Up to ``limit`` committed events of ``topic``, decoded to dicts."""
-    registry = SchemaRegistryClient({"url": registry_url})
+    registry = SchemaRegistryClient({"url": registry_url, "timeout": 10})
     consumer = DeserializingConsumer(
         {
             "bootstrap.servers": bootstrap,
             "group.id": group,
             "auto.offset.reset": "earliest",
             "isolation.level": "read_committed",  # whole messages only, never aborted ones
-            "value.deserializer": AvroDeserializer(registry),
+            # Subjects are <topic>-value; the classic strategy needs no extra registry call.
+            "value.deserializer": AvroDeserializer(
+                registry, conf={"subject.name.strategy": topic_subject_name_strategy}
+            ),
         }
     )
     consumer.subscribe([topic])

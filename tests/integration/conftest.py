@@ -215,7 +215,7 @@ async def consume(
         await consumer.stop()
 
 
-async def consume_raw(topic: str) -> list[tuple[dict[str, str], bytes]]:
+async def consume_raw(topic: str, within_s: float = 20) -> list[tuple[dict[str, str], bytes]]:
     """Every committed record of ``topic`` as (headers, value bytes), undecoded."""
     consumer = AIOKafkaConsumer(bootstrap_servers=BOOTSTRAP, isolation_level="read_committed")
     await consumer.start()
@@ -226,7 +226,10 @@ async def consume_raw(topic: str) -> list[tuple[dict[str, str], bytes]]:
         await consumer.seek_to_beginning(*partitions)
         end = await consumer.end_offsets(partitions)
         records: list[tuple[dict[str, str], bytes]] = []
+        deadline = asyncio.get_running_loop().time() + within_s
         while [tp for tp in partitions if await consumer.position(tp) < end[tp]]:
+            if asyncio.get_running_loop().time() > deadline:
+                break
             for items in (await consumer.getmany(timeout_ms=300)).values():
                 records.extend(
                     ({k: v.decode() for k, v in item.headers}, item.value) for item in items

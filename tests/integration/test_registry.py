@@ -367,13 +367,15 @@ async def test_an_invalid_schema_is_refused_with_422(registry: RegistryClient) -
 async def test_confluent_deserializer_reads_every_topic(
     registry: RegistryClient, topics: TopicTable, registry_url: str
 ) -> None:
-    from confluent_kafka.schema_registry import SchemaRegistryClient
+    from confluent_kafka.schema_registry import SchemaRegistryClient, topic_subject_name_strategy
     from confluent_kafka.schema_registry.avro import AvroDeserializer
     from confluent_kafka.serialization import MessageField, SerializationContext
 
     ids = await register_topics(registry, topics)
-    with SchemaRegistryClient({"url": registry_url}) as subscriber_registry:
-        deserialise = AvroDeserializer(subscriber_registry)
+    with SchemaRegistryClient({"url": registry_url, "timeout": 10}) as subscriber_registry:
+        deserialise = AvroDeserializer(
+            subscriber_registry, conf={"subject.name.strategy": topic_subject_name_strategy}
+        )
         for topic_name, values in pipeline_values(topics).items():
             topic = topics.by_name(topic_name)
             serialise = ConfluentAvro(topic.schema, ids[topic_name])
@@ -410,11 +412,11 @@ async def kafka_topic() -> AsyncIterator[str]:
 def consume_with_confluent(topic: str, registry_url: str, count: int) -> list[Any]:
     """What a subscriber writes: a DeserializingConsumer with the registry's Avro deserializer."""
     from confluent_kafka import DeserializingConsumer
-    from confluent_kafka.schema_registry import SchemaRegistryClient
+    from confluent_kafka.schema_registry import SchemaRegistryClient, topic_subject_name_strategy
     from confluent_kafka.schema_registry.avro import AvroDeserializer
     from confluent_kafka.serialization import StringDeserializer
 
-    registry = SchemaRegistryClient({"url": registry_url})
+    registry = SchemaRegistryClient({"url": registry_url, "timeout": 10})
     consumer = DeserializingConsumer(
         {
             "bootstrap.servers": BOOTSTRAP,
@@ -423,7 +425,9 @@ def consume_with_confluent(topic: str, registry_url: str, count: int) -> list[An
             "enable.auto.commit": False,
             "isolation.level": "read_committed",
             "key.deserializer": StringDeserializer("utf_8"),
-            "value.deserializer": AvroDeserializer(registry),
+            "value.deserializer": AvroDeserializer(
+                registry, conf={"subject.name.strategy": topic_subject_name_strategy}
+            ),
         }
     )
     try:
