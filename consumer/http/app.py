@@ -22,10 +22,10 @@ from consumer.http.body import timed_body
 from consumer.http.openapi import openapi_document
 from consumer.ingest import IngestSummary
 from consumer.metrics import Metrics
-from consumer.service import IngestService, record_shapes
+from consumer.service import IngestService
 from consumer.settings import Settings
 
-__all__ = ["create_app", "record_shapes"]
+__all__ = ["create_app"]
 
 log = structlog.get_logger()
 

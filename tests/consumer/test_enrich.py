@@ -13,7 +13,7 @@ from consumer.core.enrich import Provenance, enrich, event_id
 from consumer.core.records import RecordKind
 from consumer.core.stid import lookup_stid
 from consumer.core.validate import ValidRecord, validate_record
-from consumer.http.app import record_shapes
+from consumer.service import record_shapes
 from producer.serialise import SingleObjectDecoder
 from producer.topics import Topic, TopicTable
 from tests.samples import LDE, PIECE

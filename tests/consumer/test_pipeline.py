@@ -18,7 +18,7 @@ from consumer.errors import (
     MalformedMessage,
     RecordTooLarge,
 )
-from consumer.http.app import record_shapes
+from consumer.service import record_shapes
 from producer.serialise import SingleObjectDecoder
 from producer.topics import TopicTable
 from tests.samples import LDE_JSON as LDE

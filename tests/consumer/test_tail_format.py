@@ -14,7 +14,7 @@ import pytest
 
 from consumer.core.pipeline import DeadLetter, MessagePipeline, ScanEvent
 from consumer.core.records import RecordKind
-from consumer.http.app import record_shapes
+from consumer.service import record_shapes
 from consumer.tail import (
     TailedRecord,
     TailFilter,

@@ -10,7 +10,7 @@ import pytest
 from consumer.core.imb import IMbError, decode_imb, encode_imb, split_imb
 from consumer.core.records import RecordKind, detect_kind
 from consumer.core.validate import Reason, Rejection, ValidRecord, validate_record
-from consumer.http.app import record_shapes
+from consumer.service import record_shapes
 from tests.samples import LDE, PIECE
 
 SHAPES = record_shapes()

@@ -25,7 +25,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from consumer.core.pipeline import DeadLetter, MessagePipeline, Outcome, ScanEvent
-from consumer.http.app import record_shapes
+from consumer.service import record_shapes
 from consumer.simulator import MailingSpec, generate_records
 from producer import avro
 from producer.avro import AvroEncodeError, compile_encoder
