@@ -6,10 +6,14 @@ STAMP := $(VENV)/.installed
 
 .PHONY: install kafka kafka-stop registry registry-stop topics run test lint bench clean
 
-$(STAMP): pyproject.toml
+# native/ is the compiled fast path (Rust, built by maturin with cargo from crates.io).
+NATIVE_SOURCES := native/Cargo.toml native/pyproject.toml native/ivmtr_native.pyi $(wildcard native/src/*.rs)
+
+$(STAMP): pyproject.toml $(NATIVE_SOURCES)
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -e '.[dev]'
+	$(BIN)/pip install -q ./native
 	touch $@
 
 install: $(STAMP)

@@ -26,6 +26,7 @@ from typing import Any
 import structlog
 
 from consumer.core.campaigns import CampaignRule
+from consumer.core.fastpath import ScanFastPath
 from consumer.core.pipeline import Envelope, Limits, MessagePipeline, Outcome, ScanEvent
 from consumer.core.records import RecordKind, RecordShape
 from consumer.errors import Unavailable
@@ -86,8 +87,10 @@ class MessageIngest:
         limits: Limits,
         kafka_timeout_s: float,
         replica_id: str,
+        fast_path: ScanFastPath | None = None,
     ) -> None:
         self.publisher = publisher
+        self.fast_path = fast_path
         self.topics = topics
         self.kafka_timeout_s = kafka_timeout_s
         self.replica_id = replica_id
@@ -125,6 +128,7 @@ class MessageIngest:
             campaign=campaign,
             campaigns=campaigns,
             limits=self._limits,
+            fast_path=self.fast_path,
         )
         run = _MessageRun(self, pipeline, IngestSummary(feed=feed), topics or {})
         try:
@@ -150,7 +154,12 @@ class MessageIngest:
     ) -> IngestSummary:
         """Parse and validate a message without publishing it (spool mode answers after this)."""
         pipeline = MessagePipeline(
-            feed=feed, received_at_ms=0, shapes=self._shapes, kind=kind, limits=self._limits
+            feed=feed,
+            received_at_ms=0,
+            shapes=self._shapes,
+            kind=kind,
+            limits=self._limits,
+            fast_path=self.fast_path,
         )
         summary = IngestSummary(feed=feed, status="SPOOLED")
 
@@ -172,21 +181,27 @@ class MessageIngest:
     def message(
         self,
         outcome: Outcome,
-        envelope: Envelope,
-        feed: str,
+        headers: Sequence[tuple[str, bytes]],
         overrides: Mapping[str, Topic],
     ) -> KafkaMessage:
-        """The Kafka message of one outcome, with the message's coordinates as headers."""
-        headers = (
-            ("ivmtr.feed", feed.encode()),
-            ("ivmtr.msg_grp_id", (envelope.msg_grp_id or "").encode()),
-            ("ivmtr.msg_ser_nbr", str(envelope.msg_ser_nbr).encode()),
-        )
+        """The Kafka message of one outcome, with the message's ``coordinate_headers``."""
         if isinstance(outcome, ScanEvent):
             topic = overrides.get(outcome.kind.value) or self._topic_of[outcome.kind]
-        else:
-            topic = overrides.get("dead_letters") or self.topics.dead_letters
+            if outcome.value is None:
+                assert outcome.body is not None
+                return topic.encoded_message(outcome.key, outcome.body, headers)
+            return topic.message(outcome.key, outcome.value, headers)
+        topic = overrides.get("dead_letters") or self.topics.dead_letters
         return topic.message(outcome.key, outcome.value, headers)
+
+
+def coordinate_headers(envelope: Envelope, feed: str) -> tuple[tuple[str, bytes], ...]:
+    """The headers every event of a message carries: its feed and coordinates."""
+    return (
+        ("ivmtr.feed", feed.encode()),
+        ("ivmtr.msg_grp_id", (envelope.msg_grp_id or "").encode()),
+        ("ivmtr.msg_ser_nbr", str(envelope.msg_ser_nbr).encode()),
+    )
 
 
 class _MessageRun:
@@ -210,23 +225,24 @@ class _MessageRun:
         # Runs in a worker thread: pure computation over this message's own state.
         self.sha256.update(chunk)
         outcomes = self.pipeline.finish() if last else self.pipeline.feed(chunk)
-        summary, envelope, feed = self.summary, self.pipeline.envelope, self.pipeline.feed_name
+        summary = self.summary
+        headers = coordinate_headers(self.pipeline.envelope, self.pipeline.feed_name)
         messages = []
         for outcome in outcomes:
             summary.received += 1
             kind = outcome.kind.value if outcome.kind else "unknown"
             published = isinstance(outcome, ScanEvent)
             summary.records_by_kind[kind, "published" if published else "rejected"] += 1
-            if isinstance(outcome, ScanEvent) and outcome.value["campaign"]:
-                summary.campaign_scans[outcome.value["campaign"]] += 1
-                if outcome.value["scan"]["logical_delivery"]:
-                    summary.campaign_deliveries[outcome.value["campaign"]] += 1
+            if isinstance(outcome, ScanEvent) and outcome.campaign:
+                summary.campaign_scans[outcome.campaign] += 1
+                if outcome.logical_delivery:
+                    summary.campaign_deliveries[outcome.campaign] += 1
             if not isinstance(outcome, ScanEvent):
                 summary.rejected += 1
                 for field_name, _problem in outcome.reasons:
                     summary.rejected_by_field[field_name or "record"] += 1
                 log.debug("record dead-lettered", kind=outcome.kind, reasons=outcome.reasons)
-            message = self.ingest.message(outcome, envelope, feed, self.overrides)
+            message = self.ingest.message(outcome, headers, self.overrides)
             summary.published[message.topic] = summary.published.get(message.topic, 0) + 1
             messages.append(message)
         return messages

@@ -13,6 +13,7 @@ from typing import Any
 import structlog
 from pydantic import SecretStr
 
+from consumer.core.fastpath import FastPathUnavailable, ScanFastPath
 from consumer.core.pipeline import Limits
 from consumer.core.records import RecordKind, RecordShape
 from consumer.feeds import FeedsFileError, FeedTable, authorize, credentials_cached, load_feeds
@@ -165,6 +166,30 @@ def topic_specs(settings: Settings, topics: TopicTable) -> list[TopicSpec]:
     return specs
 
 
+def _fast_path(settings: Settings, topics: TopicTable) -> ScanFastPath | None:
+    """The native fast path as the settings ask for it; None runs the Python path alone."""
+    if settings.fast_path == "off":
+        return None
+    try:
+        return ScanFastPath.build(
+            record_shapes(),
+            {
+                RecordKind.PIECE: topics.piece_scans.schema,
+                RecordKind.BUNDLE: topics.bundle_scans.schema,
+                RecordKind.HANDLING_UNIT: topics.handling_unit_scans.schema,
+                RecordKind.CONTAINER: topics.container_scans.schema,
+            },
+            max_string_length=settings.max_string_length,
+        )
+    except FastPathUnavailable as exc:
+        if settings.fast_path == "require":
+            raise SettingsError(f"IVMTR_FAST_PATH=require: {exc}") from exc
+        log.warning(
+            "native fast path unavailable; every record takes the Python path", why=str(exc)
+        )
+        return None
+
+
 class IngestService:
     """Publisher, ingest, group watcher, admission and (in spool mode) the spool."""
 
@@ -194,6 +219,7 @@ class IngestService:
             ),
             kafka_timeout_s=settings.kafka_timeout_s,
             replica_id=settings.replica_id,
+            fast_path=_fast_path(settings, self.topics),
         )
         self.watcher = GroupWatcher(
             self.publisher,

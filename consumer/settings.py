@@ -138,6 +138,11 @@ class Settings(BaseSettings):
     max_decompressed_bytes: int = Field(
         2 << 30, ge=1024, description="Largest body after decompression."
     )
+    fast_path: Literal["auto", "require", "off"] = Field(
+        "auto",
+        description="Native fast path (native/): auto uses it when installed, require refuses "
+        "to start without it.",
+    )
     max_record_bytes: int = Field(1 << 20, ge=1024, description="Largest single record.")
     max_events_per_message: int = Field(2_000_000, ge=1, description="Most records in one message.")
     max_string_length: int = Field(4096, ge=64, description="Longest string value in a record.")

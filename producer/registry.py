@@ -421,6 +421,10 @@ class ConfluentAvro:
     def __call__(self, value: Mapping[str, Any]) -> bytes:
         return self._header + self._encode(value)
 
+    def frame(self, body: bytes) -> bytes:
+        """A value already encoded in Avro binary under this schema, framed."""
+        return self._header + body
+
 
 async def register_topics(
     client: RegistryClient,

@@ -35,6 +35,10 @@ class AvroSingleObject:
     def __call__(self, value: Mapping[str, Any]) -> bytes:
         return self._header + self._encode(value)
 
+    def frame(self, body: bytes) -> bytes:
+        """A value already encoded in Avro binary under this schema, framed."""
+        return self._header + body
+
 
 class SingleObjectDecoder:
     """Decodes single-object-encoded values of any of the given schemas."""

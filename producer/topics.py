@@ -13,10 +13,10 @@ The topic table is built from a name prefix (``ivmtr.`` by default):
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from producer.schemas import Schema, load_schema
 from producer.serialise import AvroSingleObject
@@ -24,6 +24,14 @@ from producer.serialise import AvroSingleObject
 __all__ = ["KafkaMessage", "Topic", "TopicTable"]
 
 Headers = tuple[tuple[str, bytes], ...]
+
+
+class ValueSerialiser(Protocol):
+    """A topic's value serialiser: Avro under the topic's schema, framed for subscribers."""
+
+    def __call__(self, value: Mapping[str, Any]) -> bytes: ...
+
+    def frame(self, body: bytes) -> bytes: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,8 +51,9 @@ class Topic:
     def __init__(self, name: str, schema: Schema) -> None:
         self.name = name
         self.schema = schema
-        self._serialise: Callable[[Mapping[str, Any]], bytes] = AvroSingleObject(schema)
+        self._serialise: ValueSerialiser = AvroSingleObject(schema)
         self.encoding = "avro-single-object"
+        self._schema_headers = self._headers()
 
     def use_registry_id(self, schema_id: int) -> None:
         """Write values in the Confluent wire format under ``schema_id`` from now on."""
@@ -52,6 +61,13 @@ class Topic:
 
         self._serialise = ConfluentAvro(self.schema, schema_id)
         self.encoding = "confluent-avro"
+        self._schema_headers = self._headers()
+
+    def _headers(self) -> Headers:
+        return (
+            ("ivmtr.schema", self.schema.name.encode()),
+            ("ivmtr.encoding", self.encoding.encode()),
+        )
 
     def __repr__(self) -> str:
         return f"Topic({self.name!r}, {self.schema.name!r})"
@@ -69,12 +85,19 @@ class Topic:
             topic=self.name,
             key=None if key is None else key.encode(),
             value=self._serialise(value),
-            headers=(
-                ("ivmtr.schema", self.schema.name.encode()),
-                ("ivmtr.encoding", self.encoding.encode()),
-                *headers,
-            ),
+            headers=self._schema_headers + tuple(headers),
             partition=partition,
+        )
+
+    def encoded_message(
+        self, key: str | None, body: bytes, headers: Sequence[tuple[str, bytes]] = ()
+    ) -> KafkaMessage:
+        """``message`` for a value already in Avro binary under this topic's schema."""
+        return KafkaMessage(
+            topic=self.name,
+            key=None if key is None else key.encode(),
+            value=self._serialise.frame(body),
+            headers=self._schema_headers + tuple(headers),
         )
 
 

@@ -19,7 +19,7 @@ from consumer.core.records import RecordKind
 from consumer.core.stid import ServiceType, lookup_stid
 from consumer.core.validate import ValidRecord
 
-__all__ = ["Provenance", "campaign_of", "enrich", "event_id"]
+__all__ = ["Provenance", "campaign_of", "enrich", "event_id", "service_type_value"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,7 +119,7 @@ def enrich(
     if record.imb is not None:
         event["imb"] = record.imb.digits
         event["barcode"] = record.imb.fields()
-        event["service_type"] = _service_type(lookup_stid(record.imb.service_type_id))
+        event["service_type"] = service_type_value(lookup_stid(record.imb.service_type_id))
     elif record.kind is RecordKind.HANDLING_UNIT:
         event["imtb"] = record.object_id
         event["mailer_id"] = fields.get("imtbMid") or None
@@ -144,7 +144,8 @@ def _job(fields: dict[str, Any]) -> dict[str, Any] | None:
     }
 
 
-def _service_type(service: ServiceType | None) -> dict[str, Any] | None:
+def service_type_value(service: ServiceType | None) -> dict[str, Any] | None:
+    """The event's ``service_type`` value for what an STID means (None: unknown STID)."""
     if service is None:
         return None
     return {

@@ -16,6 +16,7 @@ well-tested parser. Only the top-level grammar is written by hand.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import Enum, auto
 from typing import Any
@@ -26,6 +27,12 @@ from consumer.errors import LimitExceeded, MalformedMessage, RecordTooLarge
 
 __all__ = ["EnvelopeField", "MessageParser", "RawRecord", "nesting_depth"]
 
+flat_object_end: Callable[[bytes, int], int] | None
+try:  # the native scanner (native/): flat records found and validated without Python parsing
+    from ivmtr_native import flat_object_end
+except ImportError:  # pragma: no cover - the Python path alone is complete
+    flat_object_end = None
+
 
 @dataclass(frozen=True, slots=True)
 class EnvelopeField:
@@ -35,13 +42,39 @@ class EnvelopeField:
     value: Any
 
 
-@dataclass(frozen=True, slots=True)
-class RawRecord:
-    """One element of ``events``: its 0-based position, its bytes and its parsed value."""
+_UNPARSED: Any = object()
 
-    index: int
-    raw: bytes
-    value: Any
+
+class RawRecord:
+    """One element of ``events``: its 0-based position, its bytes and its parsed value.
+
+    A flat record found by the native scanner is known to be valid JSON; it is parsed
+    only when asked for (the native fast path reads the bytes and never needs it).
+    """
+
+    __slots__ = ("_value", "index", "raw")
+
+    def __init__(self, index: int, raw: bytes, value: Any = _UNPARSED) -> None:
+        self.index = index
+        self.raw = raw
+        self._value = value
+
+    @property
+    def value(self) -> Any:
+        """The parsed record."""
+        if self._value is _UNPARSED:
+            self._value = orjson.loads(self.raw)
+        return self._value
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, RawRecord):
+            return NotImplemented
+        return (self.index, self.raw, self.value) == (other.index, other.raw, other.value)
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"RawRecord(index={self.index!r}, raw={self.raw!r})"
 
 
 Item = EnvelopeField | RawRecord
@@ -151,11 +184,15 @@ class MessageParser:
                     self._pos = pos + 1
                     self._state = _State.MEMBER_END
                     continue
-                end = self._value_end(pos)
-                if end < 0:
-                    return
-                raw = buf[pos:end]
-                items.append(RawRecord(self._index, raw, self._loads(raw)))
+                end = self._flat_record_end(pos)
+                if end >= 0:
+                    items.append(RawRecord(self._index, buf[pos:end]))
+                else:
+                    end = self._value_end(pos)
+                    if end < 0:
+                        return
+                    raw = buf[pos:end]
+                    items.append(RawRecord(self._index, raw, self._loads(raw)))
                 self._index += 1
                 self._pos = end
                 self._state = _State.EVENT_END
@@ -217,6 +254,19 @@ class MessageParser:
                 self._pos = pos + 1
             else:  # DONE: only whitespace may follow
                 raise self._fail("data after the end of the message")
+
+    def _flat_record_end(self, pos: int) -> int:
+        """End of a flat, valid record at ``pos`` found by the native scanner, else -1.
+
+        The general path takes everything else: records cut by the chunk's end (it resumes
+        where it stopped, so tiny chunks cost linear time), invalid, nested or too large ones.
+        """
+        if flat_object_end is None or (
+            self._candidate_from or self._candidate_tries or self._scan_from
+        ):
+            return -1
+        end: int = flat_object_end(self._buf, pos)
+        return end if end >= 0 and end - pos <= self._max_record_bytes else -1
 
     def _loads(self, raw: bytes) -> Any:
         try:

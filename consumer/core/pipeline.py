@@ -16,10 +16,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import orjson
-
 from consumer.core.campaigns import CampaignRule
 from consumer.core.enrich import Provenance, enrich
+from consumer.core.fastpath import KINDS, MessageEncoder, ScanFastPath
 from consumer.core.parse import EnvelopeField, MessageParser, RawRecord
 from consumer.core.records import RecordKind, RecordShape
 from consumer.core.validate import Reason, Rejection, validate_record
@@ -67,11 +66,23 @@ _COUNTS = {
 
 @dataclass(slots=True)
 class ScanEvent:
-    """An event for a scan topic: its kind, Kafka key and Avro value."""
+    """An event for a scan topic: its kind, Kafka key and Avro value.
+
+    Events of the native fast path come as ``body``, the value already in Avro binary
+    (``value`` is then None); ``campaign`` and ``logical_delivery`` are set either way.
+    """
 
     kind: RecordKind
     key: str
-    value: dict[str, Any]
+    value: dict[str, Any] | None
+    body: bytes | None = None
+    campaign: str | None = None
+    logical_delivery: bool = False
+
+    @classmethod
+    def of(cls, kind: RecordKind, key: str, value: dict[str, Any]) -> ScanEvent:
+        """An event from its Avro value (the Python path)."""
+        return cls(kind, key, value, None, value["campaign"], value["scan"]["logical_delivery"])
 
 
 @dataclass(slots=True)
@@ -142,6 +153,7 @@ class MessagePipeline:
         campaign: str | None = None,
         campaigns: Sequence[CampaignRule] = (),
         limits: Limits = Limits(),
+        fast_path: ScanFastPath | None = None,
     ) -> None:
         self.feed_name = feed
         self.kind = kind
@@ -156,6 +168,9 @@ class MessagePipeline:
             max_record_bytes=limits.max_record_bytes, max_depth=limits.max_json_depth
         )
         self._provenance: Provenance | None = None
+        self._fast_path = fast_path
+        self._fast: MessageEncoder | None = None
+        self.fast_records = 0
         self._spill: tempfile.SpooledTemporaryFile[bytes] | None = None
         self._events_seen = False
 
@@ -198,7 +213,7 @@ class MessagePipeline:
                 if self._provenance is None:
                     self._keep_aside(item)
                 else:
-                    outcomes.append(self._process(item.index, item.raw, item.value))
+                    outcomes.append(self._process(item))
             else:
                 self._set_envelope(item.name, item.value)
                 if self._provenance is None and self.envelope.coordinates_known:
@@ -209,6 +224,10 @@ class MessagePipeline:
                         received_at_ms=self._received_at_ms,
                         campaign=self._campaign,
                     )
+                    if self._fast_path is not None:
+                        self._fast = self._fast_path.message(
+                            self._provenance, kind=self.kind, rules=self._campaigns
+                        )
                     outcomes.extend(self._replay())
         return outcomes
 
@@ -252,13 +271,20 @@ class MessagePipeline:
             spill.seek(0)
             while header := spill.read(8):
                 index, size = _LENGTH.unpack_from(header), _LENGTH.unpack_from(header, 4)
-                raw = spill.read(size[0])
-                outcomes.append(self._process(index[0], raw, orjson.loads(raw)))
+                outcomes.append(self._process(RawRecord(index[0], spill.read(size[0]))))
         return outcomes
 
-    def _process(self, index: int, raw: bytes, value: Any) -> Outcome:
+    def _process(self, item: RawRecord) -> Outcome:
         provenance = self._provenance
         assert provenance is not None
+        index, raw = item.index, item.raw
+        if self._fast is not None:
+            encoded = self._fast.encode(raw, index)
+            if encoded is not None:
+                self.fast_records += 1
+                kind, key, body, logical_delivery, campaign = encoded
+                return ScanEvent(KINDS[kind], key, None, body, campaign, logical_delivery)
+        value = item.value
         repeated = repeated_keys(raw, value)
         if repeated:
             # orjson keeps the last value of a repeated key: which one IV-MTR meant is unknown.
@@ -269,7 +295,7 @@ class MessagePipeline:
         )
         if isinstance(result, Rejection):
             return self._dead_letter(provenance, index, raw, result)
-        return ScanEvent(
+        return ScanEvent.of(
             result.kind, result.object_id, enrich(result, provenance, index, self._campaigns)
         )
 

@@ -57,6 +57,7 @@ def test_defaults() -> None:
         "tls_key_file": None,
         "max_body_bytes": 512 * 1024 * 1024,
         "max_decompressed_bytes": 2 * 1024**3,
+        "fast_path": "auto",
         "max_record_bytes": 1024 * 1024,
         "max_events_per_message": 2_000_000,
         "max_string_length": 4096,

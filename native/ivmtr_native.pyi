@@ -1,0 +1,36 @@
+"""Types of the compiled fast path of ivmtr-stream (see native/src/lib.rs)."""
+
+from collections.abc import Callable
+
+def flat_object_end(buf: bytes, pos: int) -> int:
+    """End of the flat JSON object at ``buf[pos]``; -1 cut off by the buffer's end, -2 other."""
+
+class MessageContext:
+    def encode(self, raw: bytes, index: int) -> tuple[int, str, bytes, bool, str | None] | None:
+        """(kind, key, Avro body, logical delivery, campaign), or None for the Python path."""
+
+class ScanEncoder:
+    def __init__(
+        self,
+        *,
+        record_fields: list[list[tuple[str, bool]]],
+        handling_event_types: dict[str, tuple[int, str]],
+        mail_phases: dict[str, int],
+        normalise_mail_phase: Callable[[str], str | None],
+        service_types: dict[str, bytes],
+        record_states: tuple[int, int],
+        logical_delivery_opcode: str,
+        max_string_length: int,
+    ) -> None: ...
+    def message(
+        self,
+        *,
+        source: int,
+        feed: str,
+        msg_grp_id: str | None,
+        msg_ser_nbr: int | None,
+        received_at: int,
+        kind: int | None,
+        campaign: str | None,
+        rules: list[tuple[str, list[str], list[tuple[int, int]], list[str], list[str], list[str]]],
+    ) -> MessageContext: ...

@@ -1,0 +1,738 @@
+//! The compiled fast path of ivmtr-stream: one record of a pushed message, as raw JSON
+//! bytes, to the Avro body of its scan event.
+//!
+//! It is an exact shortcut of the Python pipeline (`consumer.core.validate` and
+//! `consumer.core.enrich`, then the topic's Avro encoder), never a second opinion: a
+//! record it cannot take entirely (not flat, any problem at all, a bar-string IMb, an
+//! unusual time format) gives None, and the Python path decides. The Python side checks
+//! that the event schemas have the layout written here before it uses the module, and
+//! tests compare both paths byte for byte.
+
+mod avro;
+mod json;
+mod scantime;
+
+use std::collections::{HashMap, HashSet};
+use std::hash::{BuildHasherDefault, Hasher};
+use std::sync::Mutex;
+
+use pyo3::prelude::*;
+use pyo3::types::PyBytes;
+use sha2::{Digest, Sha256};
+
+use avro::Writer;
+use json::Value;
+use scantime::ScanTime;
+
+const PIECE: u8 = 0;
+const BUNDLE: u8 = 1;
+const HANDLING_UNIT: u8 = 2;
+const CONTAINER: u8 = 3;
+const KIND_NAMES: [&str; 4] = ["piece", "bundle", "handling_unit", "container"];
+
+/// The fields the fast path reads by name; `Fields::text` takes their positions here.
+const KNOWN: [&str; 27] = [
+    "scanDatetime",
+    "handlingEventType",
+    "scanEventCode",
+    "imb",
+    "imbTrackingCode",
+    "imbStid",
+    "imbMid",
+    "imbSerialNumber",
+    "imtb",
+    "imcb",
+    "mailPhase",
+    "pieceId",
+    "scanLocaleKey",
+    "scanFacilityZip",
+    "machineName",
+    "edocJobId",
+    "edocMailingGroupId",
+    "edocSubmitterCrid",
+    "imtbMid",
+    "imcbMid",
+    "imtbSerialNumber",
+    "imcbSerialNumber",
+    "scanFacilityName",
+    "scanFacilityCity",
+    "scanFacilityState",
+    "machineId",
+    "scannerType",
+];
+const SCAN_DATETIME: usize = 0;
+const HANDLING_EVENT_TYPE: usize = 1;
+const SCAN_EVENT_CODE: usize = 2;
+const IMB: usize = 3;
+const IMB_TRACKING_CODE: usize = 4;
+const IMB_STID: usize = 5;
+const IMB_MID: usize = 6;
+const IMB_SERIAL_NUMBER: usize = 7;
+const IMTB: usize = 8;
+const IMCB: usize = 9;
+const MAIL_PHASE: usize = 10;
+const PIECE_ID: usize = 11;
+const SCAN_LOCALE_KEY: usize = 12;
+const SCAN_FACILITY_ZIP: usize = 13;
+const MACHINE_NAME: usize = 14;
+const EDOC_JOB_ID: usize = 15;
+const EDOC_MAILING_GROUP_ID: usize = 16;
+const EDOC_SUBMITTER_CRID: usize = 17;
+const IMTB_MID: usize = 18;
+const IMCB_MID: usize = 19;
+const IMTB_SERIAL_NUMBER: usize = 20;
+const IMCB_SERIAL_NUMBER: usize = 21;
+const SCAN_FACILITY_NAME: usize = 22;
+const SCAN_FACILITY_CITY: usize = 23;
+const SCAN_FACILITY_STATE: usize = 24;
+const MACHINE_ID: usize = 25;
+const SCANNER_TYPE: usize = 26;
+
+/// The fields of one record schema, in schema order.
+struct RecordLayout {
+    names: Vec<String>,
+    is_int: Vec<bool>,
+    index: HashMap<String, usize, BuildHasherDefault<FnvHasher>>,
+    /// Position of each `KNOWN` field in this schema.
+    known: [Option<usize>; KNOWN.len()],
+}
+
+impl RecordLayout {
+    fn new(fields: Vec<(String, bool)>) -> Self {
+        let index: HashMap<String, usize, BuildHasherDefault<FnvHasher>> =
+            fields.iter().enumerate().map(|(i, (name, _))| (name.clone(), i)).collect();
+        let known = KNOWN.map(|name| index.get(name).copied());
+        let (names, is_int) = fields.into_iter().unzip();
+        RecordLayout { names, is_int, index, known }
+    }
+}
+
+/// FNV-1a: field names are short and trusted, so SipHash's cost buys nothing here.
+#[derive(Default)]
+struct FnvHasher(u64);
+
+impl Hasher for FnvHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        let mut hash = if self.0 == 0 { 0xcbf2_9ce4_8422_2325 } else { self.0 };
+        for &byte in bytes {
+            hash ^= u64::from(byte);
+            hash = hash.wrapping_mul(0x0100_0000_01b3);
+        }
+        self.0 = hash;
+    }
+}
+
+#[derive(Clone, Copy)]
+enum Field<'a> {
+    Str(&'a str),
+    Int(i64),
+}
+
+/// A validated record's fields by schema position (None: null or absent).
+struct Fields<'a, 'l> {
+    layout: &'l RecordLayout,
+    values: Vec<Option<Field<'a>>>,
+}
+
+impl<'a> Fields<'a, '_> {
+    /// The field's string, as Python's `fields.get(name)` when it holds one.
+    fn text(&self, known: usize) -> Option<&'a str> {
+        match self.layout.known[known].and_then(|i| self.values[i]) {
+            Some(Field::Str(text)) => Some(text),
+            _ => None,
+        }
+    }
+
+    /// Python's `fields.get(name) or None` for a string field.
+    fn truthy(&self, known: usize) -> Option<&'a str> {
+        self.text(known).filter(|text| !text.is_empty())
+    }
+}
+
+/// One campaign rule (`consumer.core.campaigns.CampaignRule`).
+struct CampaignRule {
+    campaign: String,
+    mailer_ids: HashSet<String>,
+    serial_ranges: Vec<(i128, i128)>,
+    stids: HashSet<String>,
+    job_ids: HashSet<String>,
+    mailing_group_ids: HashSet<String>,
+}
+
+struct CampaignKeys<'a> {
+    mailer_id: Option<&'a str>,
+    serial_number: Option<&'a str>,
+    stid: Option<&'a str>,
+    job_id: Option<&'a str>,
+    mailing_group_id: Option<&'a str>,
+}
+
+fn in_set(set: &HashSet<String>, value: Option<&str>) -> bool {
+    value.is_some_and(|v| set.contains(v))
+}
+
+impl CampaignRule {
+    /// Whether the rule matches; None when the serial number is too long to compare here.
+    fn matches(&self, keys: &CampaignKeys) -> Option<bool> {
+        if !self.mailer_ids.is_empty() && !in_set(&self.mailer_ids, keys.mailer_id) {
+            return Some(false);
+        }
+        if !self.stids.is_empty() && !in_set(&self.stids, keys.stid) {
+            return Some(false);
+        }
+        if !self.job_ids.is_empty() && !in_set(&self.job_ids, keys.job_id) {
+            return Some(false);
+        }
+        if !self.mailing_group_ids.is_empty() && !in_set(&self.mailing_group_ids, keys.mailing_group_id) {
+            return Some(false);
+        }
+        if !self.serial_ranges.is_empty() {
+            let serial = match keys.serial_number {
+                Some(s) if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) => s,
+                _ => return Some(false),
+            };
+            if serial.len() > 36 {
+                return None;
+            }
+            let number: i128 = serial.parse().ok()?;
+            return Some(self.serial_ranges.iter().any(|&(low, high)| low <= number && number <= high));
+        }
+        Some(true)
+    }
+}
+
+/// What the event schemas and code tables say; built once per service.
+#[pyclass(frozen, module = "ivmtr_native")]
+struct ScanEncoder {
+    layouts: Vec<RecordLayout>,
+    handling_event_types: HashMap<String, (u32, String)>,
+    mail_phases: HashMap<String, u32>,
+    normalise_mail_phase: PyObject,
+    phase_cache: Mutex<HashMap<String, Option<u32>>>,
+    service_types: HashMap<String, Vec<u8>>,
+    record_state_raw: u32,
+    record_state_enriched: u32,
+    logical_delivery_opcode: String,
+    max_string_length: usize,
+}
+
+#[pymethods]
+impl ScanEncoder {
+    /// `record_fields`: per kind (0 piece, 1 bundle, 2 handling unit, 3 container), the
+    /// record schema's fields in order as (name, is_int), every one `["null", T]`.
+    /// `handling_event_types`: code -> (enum index, meaning). `mail_phases`: MailPhase symbol
+    /// -> enum index, and `normalise_mail_phase` the Python function giving symbols.
+    /// `service_types`: STID -> the Avro bytes of the event's `service_type` union.
+    #[new]
+    #[pyo3(signature = (*, record_fields, handling_event_types, mail_phases, normalise_mail_phase,
+                        service_types, record_states, logical_delivery_opcode, max_string_length))]
+    #[allow(clippy::too_many_arguments)]
+    fn new(
+        record_fields: Vec<Vec<(String, bool)>>,
+        handling_event_types: HashMap<String, (u32, String)>,
+        mail_phases: HashMap<String, u32>,
+        normalise_mail_phase: PyObject,
+        service_types: HashMap<String, Vec<u8>>,
+        record_states: (u32, u32),
+        logical_delivery_opcode: String,
+        max_string_length: usize,
+    ) -> PyResult<Self> {
+        if record_fields.len() != 4 {
+            return Err(pyo3::exceptions::PyValueError::new_err("record_fields needs the 4 kinds"));
+        }
+        let layouts = record_fields
+            .into_iter()
+            .map(RecordLayout::new)
+            .collect();
+        Ok(ScanEncoder {
+            layouts,
+            handling_event_types,
+            mail_phases,
+            normalise_mail_phase,
+            phase_cache: Mutex::new(HashMap::new()),
+            service_types,
+            record_state_raw: record_states.0,
+            record_state_enriched: record_states.1,
+            logical_delivery_opcode,
+            max_string_length,
+        })
+    }
+
+    /// The per-message part: provenance, the feed's kind and campaign, campaign rules.
+    /// `rules`: (campaign, mailer_ids, serial_ranges, stids, job_ids, mailing_group_ids).
+    #[pyo3(signature = (*, source, feed, msg_grp_id, msg_ser_nbr, received_at, kind, campaign, rules))]
+    #[allow(clippy::too_many_arguments, clippy::type_complexity)]
+    fn message(
+        slf: Py<Self>,
+        source: u32,
+        feed: String,
+        msg_grp_id: Option<String>,
+        msg_ser_nbr: Option<i64>,
+        received_at: i64,
+        kind: Option<u8>,
+        campaign: Option<String>,
+        rules: Vec<(String, Vec<String>, Vec<(i128, i128)>, Vec<String>, Vec<String>, Vec<String>)>,
+    ) -> MessageContext {
+        let mut provenance = Writer::with_capacity(64);
+        provenance.index(source);
+        provenance.string(&feed);
+        provenance.optional_string(msg_grp_id.as_deref());
+        provenance.optional_long(msg_ser_nbr);
+        MessageContext {
+            encoder: slf,
+            provenance_head: provenance.out,
+            received_at,
+            kind,
+            campaign,
+            rules: rules
+                .into_iter()
+                .map(|(campaign, mailer_ids, serial_ranges, stids, job_ids, mailing_group_ids)| CampaignRule {
+                    campaign,
+                    mailer_ids: mailer_ids.into_iter().collect(),
+                    serial_ranges,
+                    stids: stids.into_iter().collect(),
+                    job_ids: job_ids.into_iter().collect(),
+                    mailing_group_ids: mailing_group_ids.into_iter().collect(),
+                })
+                .collect(),
+        }
+    }
+}
+
+/// One message's context; `encode` is called once per record.
+#[pyclass(frozen, module = "ivmtr_native")]
+struct MessageContext {
+    encoder: Py<ScanEncoder>,
+    provenance_head: Vec<u8>,
+    received_at: i64,
+    kind: Option<u8>,
+    campaign: Option<String>,
+    rules: Vec<CampaignRule>,
+}
+
+/// What `encode` gives for a record it took.
+type Encoded<'py> = (u8, String, Bound<'py, PyBytes>, bool, Option<String>);
+
+#[pymethods]
+impl MessageContext {
+    /// The record at `index`, as (kind, key, Avro body, logical delivery, campaign), or
+    /// None when the Python path must take it.
+    fn encode<'py>(&self, py: Python<'py>, raw: &[u8], index: i64) -> PyResult<Option<Encoded<'py>>> {
+        let encoder = self.encoder.get();
+        let Some(event) = self.event(py, encoder, raw, index)? else {
+            return Ok(None);
+        };
+        Ok(Some((event.kind, event.key, PyBytes::new(py, &event.body), event.logical_delivery, event.campaign)))
+    }
+}
+
+struct Event {
+    kind: u8,
+    key: String,
+    body: Vec<u8>,
+    logical_delivery: bool,
+    campaign: Option<String>,
+}
+
+/// The IMb's fields, split as `consumer.core.imb.split_imb` does.
+struct Imb<'a> {
+    digits: &'a str,
+    barcode_id: &'a str,
+    service_type_id: &'a str,
+    mailer_id: &'a str,
+    serial_number: &'a str,
+    routing_code: &'a str,
+}
+
+impl<'a> Imb<'a> {
+    fn tracking_code(&self) -> &'a str {
+        &self.digits[..20]
+    }
+}
+
+fn is_digits(text: &str) -> bool {
+    !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit())
+}
+
+/// Split IMb digits; None when they are not 20/25/29/31 digits of a valid payload.
+fn split_imb(text: &str) -> Option<Imb<'_>> {
+    if !matches!(text.len(), 20 | 25 | 29 | 31) || !is_digits(text) || text.as_bytes()[1] > b'4' {
+        return None;
+    }
+    let mid_length = if text.as_bytes()[5] == b'9' { 9 } else { 6 };
+    Some(Imb {
+        digits: text,
+        barcode_id: &text[0..2],
+        service_type_id: &text[2..5],
+        mailer_id: &text[5..5 + mid_length],
+        serial_number: &text[5 + mid_length..20],
+        routing_code: &text[20..],
+    })
+}
+
+fn non_empty(text: &str) -> Option<&str> {
+    (!text.is_empty()).then_some(text)
+}
+
+fn is_container_id(text: &str) -> bool {
+    let b = text.as_bytes();
+    b.len() == 21 && b.starts_with(b"99M") && b[3..].iter().all(|&c| c.is_ascii_digit() || c.is_ascii_uppercase() || c == b'-')
+}
+
+/// `uuid.UUID(bytes=sha256(identity)[:16], version=5)`, as text.
+fn hashed_uuid(identity: &str) -> String {
+    let digest = Sha256::digest(identity.as_bytes());
+    let mut bytes = [0u8; 16];
+    bytes.copy_from_slice(&digest[..16]);
+    bytes[6] = (bytes[6] & 0x0f) | 0x50;
+    bytes[8] = (bytes[8] & 0x3f) | 0x80;
+    let mut out = String::with_capacity(36);
+    for (i, byte) in bytes.iter().enumerate() {
+        if matches!(i, 4 | 6 | 8 | 10) {
+            out.push('-');
+        }
+        const HEX: &[u8; 16] = b"0123456789abcdef";
+        out.push(char::from(HEX[usize::from(byte >> 4)]));
+        out.push(char::from(HEX[usize::from(byte & 0x0f)]));
+    }
+    out
+}
+
+impl MessageContext {
+    fn too_long(encoder: &ScanEncoder, text: &str) -> bool {
+        text.len() > encoder.max_string_length && text.chars().count() > encoder.max_string_length
+    }
+
+    fn mail_phase(&self, py: Python<'_>, encoder: &ScanEncoder, raw: &str) -> PyResult<Option<Option<u32>>> {
+        if let Some(cached) = encoder.phase_cache.lock().expect("phase cache").get(raw) {
+            return Ok(Some(*cached));
+        }
+        let symbol: Option<String> = encoder.normalise_mail_phase.call1(py, (raw,))?.extract(py)?;
+        let index = match symbol {
+            None => None,
+            Some(symbol) => match encoder.mail_phases.get(&symbol) {
+                Some(&index) => Some(index),
+                None => return Ok(None),
+            },
+        };
+        let mut cache = encoder.phase_cache.lock().expect("phase cache");
+        if cache.len() < 4096 {
+            cache.insert(raw.to_owned(), index);
+        }
+        Ok(Some(index))
+    }
+
+    fn event(&self, py: Python<'_>, encoder: &ScanEncoder, raw: &[u8], index: i64) -> PyResult<Option<Event>> {
+        let Some(record) = json::parse(raw) else { return Ok(None) };
+        let members = &record.members;
+        let kind = match self.kind {
+            Some(kind) => kind,
+            None => match detect_kind(members) {
+                Some(kind) => kind,
+                None => return Ok(None),
+            },
+        };
+        let layout = &encoder.layouts[usize::from(kind)];
+        let mut fields = Fields { layout, values: vec![None; layout.names.len()] };
+        let mut seen = vec![false; layout.names.len()];
+        let mut extra: Vec<(&str, &str)> = Vec::new();
+        for (name, value) in members {
+            match layout.index.get(name.as_ref()) {
+                Some(&i) => {
+                    // A repeated key is the Python path's to judge (orjson keeps the last).
+                    if std::mem::replace(&mut seen[i], true) {
+                        return Ok(None);
+                    }
+                    if layout.is_int[i] {
+                        let number = match value {
+                            Value::Null => None,
+                            Value::Int(n) => Some(*n),
+                            Value::Str(text) if text.is_empty() => None,
+                            Value::Str(text) if is_digits(text) && text.len() <= 10 => text.parse().ok(),
+                            _ => return Ok(None),
+                        };
+                        match number {
+                            Some(n) if !(-(1i64 << 31)..(1i64 << 31)).contains(&n) => return Ok(None),
+                            Some(n) => fields.values[i] = Some(Field::Int(n)),
+                            None => {}
+                        }
+                    } else {
+                        match value {
+                            Value::Str(text) if !Self::too_long(encoder, text) => {
+                                fields.values[i] = Some(Field::Str(text));
+                            }
+                            Value::Null => {}
+                            _ => return Ok(None),
+                        }
+                    }
+                }
+                None => match value {
+                    Value::Str(text) if !Self::too_long(encoder, text) => {
+                        if extra.iter().any(|(seen, _)| *seen == name.as_ref()) {
+                            return Ok(None);
+                        }
+                        extra.push((name.as_ref(), text.as_ref()));
+                    }
+                    _ => return Ok(None),
+                },
+            }
+        }
+
+        // Validation: anything the Python path would reject is left to it.
+        let Some(scan_text) = fields.truthy(SCAN_DATETIME) else { return Ok(None) };
+        let Some(scan_time) = scantime::parse(scan_text) else { return Ok(None) };
+        let handling = fields.truthy(HANDLING_EVENT_TYPE);
+        let handling_entry = match handling {
+            Some(code) => match encoder.handling_event_types.get(code) {
+                Some(entry) => Some(entry),
+                None => return Ok(None),
+            },
+            None => None,
+        };
+        let opcode = fields.truthy(SCAN_EVENT_CODE);
+        match opcode {
+            Some(code) if code.len() != 3 || !is_digits(code) => return Ok(None),
+            None if kind == PIECE => return Ok(None),
+            _ => {}
+        }
+        let mut imb = None;
+        let object_id: &str = match kind {
+            PIECE | BUNDLE => {
+                let text = fields.truthy(IMB).or_else(|| fields.truthy(IMB_TRACKING_CODE));
+                let Some(split) = text.and_then(split_imb) else { return Ok(None) };
+                let checks = [
+                    (IMB_TRACKING_CODE, split.tracking_code()),
+                    (IMB_STID, split.service_type_id),
+                    (IMB_MID, split.mailer_id),
+                    (IMB_SERIAL_NUMBER, split.serial_number),
+                ];
+                for (name, value) in checks {
+                    if fields.truthy(name).is_some_and(|sent| sent != value) {
+                        return Ok(None);
+                    }
+                }
+                let id = split.tracking_code();
+                imb = Some(split);
+                id
+            }
+            HANDLING_UNIT => match fields.text(IMTB) {
+                Some(text) if text.len() == 24 && is_digits(text) => text,
+                _ => return Ok(None),
+            },
+            _ => match fields.text(IMCB) {
+                Some(text) if is_container_id(text) => text,
+                _ => return Ok(None),
+            },
+        };
+        let phase_raw = fields.text(MAIL_PHASE);
+        let mail_phase = match phase_raw.filter(|text| !text.is_empty()) {
+            Some(text) => match self.mail_phase(py, encoder, text)? {
+                Some(index) => index,
+                None => return Ok(None),
+            },
+            None => None,
+        };
+
+        // Enrichment, written in the event schema's field order.
+        let piece_id = fields.truthy(PIECE_ID);
+        let event_id = match piece_id {
+            Some(id) => id.to_owned(),
+            None => {
+                let place = fields.truthy(SCAN_LOCALE_KEY).or_else(|| fields.truthy(SCAN_FACILITY_ZIP)).unwrap_or("");
+                let identity = [
+                    KIND_NAMES[usize::from(kind)],
+                    object_id,
+                    &scan_time.utc_micros.to_string(),
+                    opcode.unwrap_or(""),
+                    handling.unwrap_or(""),
+                    place,
+                    fields.truthy(MACHINE_NAME).unwrap_or(""),
+                ]
+                .join("|");
+                hashed_uuid(&identity)
+            }
+        };
+        let campaign = match self.campaign_of(kind, &fields, imb.as_ref()) {
+            Some(found) => found.or_else(|| self.campaign.clone()),
+            None => return Ok(None),
+        };
+        let job_id = fields.truthy(EDOC_JOB_ID);
+        let mailing_group_id = fields.truthy(EDOC_MAILING_GROUP_ID);
+        let enriched = job_id.is_some() || mailing_group_id.is_some();
+        let logical_delivery = opcode == Some(encoder.logical_delivery_opcode.as_str());
+
+        let mut w = Writer::with_capacity(raw.len());
+        w.string(&event_id);
+        w.raw(&self.provenance_head);
+        w.optional_long(Some(index));
+        w.long(self.received_at);
+        match &imb {
+            Some(imb) => {
+                w.string(imb.digits);
+                w.string(imb.barcode_id);
+                w.string(imb.service_type_id);
+                w.string(imb.mailer_id);
+                w.string(imb.serial_number);
+                let routing = imb.routing_code;
+                w.optional_string(non_empty(routing));
+                w.optional_string(non_empty(&routing[..routing.len().min(5)]));
+                w.optional_string(routing.get(5..9));
+                w.optional_string(routing.get(9..11));
+                w.string(imb.tracking_code());
+                match encoder.service_types.get(imb.service_type_id) {
+                    Some(bytes) => w.raw(bytes),
+                    None => w.out.push(0),
+                }
+            }
+            None => {
+                w.string(object_id);
+                let mid = if kind == HANDLING_UNIT { IMTB_MID } else { IMCB_MID };
+                w.optional_string(fields.truthy(mid));
+            }
+        }
+        self.write_scan(&mut w, &fields, &scan_time, scan_text_raw(&fields), opcode, handling_entry, mail_phase, phase_raw, logical_delivery);
+        w.index(if enriched { encoder.record_state_enriched } else { encoder.record_state_raw });
+        if enriched {
+            w.out.push(2);
+            w.optional_string(job_id);
+            w.optional_string(mailing_group_id);
+            w.optional_string(fields.truthy(EDOC_SUBMITTER_CRID));
+        } else {
+            w.out.push(0);
+        }
+        w.optional_string(campaign.as_deref());
+        for value in &fields.values {
+            match value {
+                None => w.out.push(0),
+                Some(Field::Str(text)) => w.optional_string(Some(text)),
+                Some(Field::Int(n)) => w.optional_long(Some(*n)),
+            }
+        }
+        if !extra.is_empty() {
+            w.long(extra.len() as i64);
+            for (name, value) in &extra {
+                w.string(name);
+                w.string(value);
+            }
+        }
+        w.out.push(0);
+        Ok(Some(Event { kind, key: object_id.to_owned(), body: w.out, logical_delivery, campaign }))
+    }
+
+    /// The rules' campaign: Some(None) when none matches, None when the Python path must decide.
+    fn campaign_of(&self, kind: u8, fields: &Fields, imb: Option<&Imb>) -> Option<Option<String>> {
+        if self.rules.is_empty() {
+            return Some(None);
+        }
+        let (mailer_id, serial_number, stid) = match imb {
+            Some(imb) => (Some(imb.mailer_id), Some(imb.serial_number), Some(imb.service_type_id)),
+            None if kind == HANDLING_UNIT => (fields.text(IMTB_MID), fields.text(IMTB_SERIAL_NUMBER), None),
+            None => (fields.text(IMCB_MID), fields.text(IMCB_SERIAL_NUMBER), None),
+        };
+        let keys = CampaignKeys {
+            mailer_id,
+            serial_number,
+            stid,
+            job_id: fields.truthy(EDOC_JOB_ID),
+            mailing_group_id: fields.truthy(EDOC_MAILING_GROUP_ID),
+        };
+        for rule in &self.rules {
+            if rule.matches(&keys)? {
+                // `campaign_of(...) or provenance.campaign`: an empty name falls through.
+                return Some(non_empty(&rule.campaign).map(str::to_owned));
+            }
+        }
+        Some(None)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn write_scan(
+        &self,
+        w: &mut Writer,
+        fields: &Fields,
+        scan_time: &ScanTime,
+        raw_datetime: &str,
+        opcode: Option<&str>,
+        handling: Option<&(u32, String)>,
+        mail_phase: Option<u32>,
+        phase_raw: Option<&str>,
+        logical_delivery: bool,
+    ) {
+        w.long(scan_time.utc_micros);
+        w.string(&scan_time.local_time);
+        w.long(scan_time.utc_offset_minutes);
+        w.string(raw_datetime);
+        w.optional_string(opcode);
+        w.optional_index(handling.map(|entry| entry.0));
+        w.optional_string(handling.map(|entry| entry.1.as_str()));
+        w.optional_index(mail_phase);
+        w.optional_string(phase_raw);
+        w.boolean(logical_delivery);
+        for name in [SCAN_FACILITY_NAME, SCAN_FACILITY_CITY, SCAN_FACILITY_STATE, SCAN_FACILITY_ZIP, SCAN_LOCALE_KEY] {
+            w.optional_string(fields.truthy(name));
+        }
+        for name in [MACHINE_NAME, MACHINE_ID, SCANNER_TYPE] {
+            w.optional_string(fields.truthy(name));
+        }
+    }
+}
+
+/// `consumer.core.records.detect_kind`, in one pass; None when the Python path must
+/// decide (nothing identifies the record, a key repeats, or a non-string could be true).
+fn detect_kind(members: &[(std::borrow::Cow<'_, str>, Value<'_>)]) -> Option<u8> {
+    const NAMES: [&str; 6] = ["imcb", "imtb", "deviceId", "edocPackageId", "imb", "imbTrackingCode"];
+    let mut found = [None::<bool>; 6];
+    for (key, value) in members {
+        if let Some(slot) = NAMES.iter().position(|name| name == key) {
+            if found[slot].is_some() {
+                return None;
+            }
+            found[slot] = Some(match value {
+                Value::Null => false,
+                Value::Str(text) => !text.is_empty(),
+                _ => return None,
+            });
+        }
+    }
+    let [container, unit, device, package, imb, tracking] = found.map(|f| f.unwrap_or(false));
+    if container {
+        Some(CONTAINER)
+    } else if unit {
+        Some(HANDLING_UNIT)
+    } else if device || package {
+        Some(BUNDLE)
+    } else if imb || tracking {
+        Some(PIECE)
+    } else {
+        None
+    }
+}
+
+fn scan_text_raw<'a>(fields: &Fields<'a, '_>) -> &'a str {
+    fields.text(SCAN_DATETIME).unwrap_or("")
+}
+
+/// End (exclusive) of the flat JSON object starting at `buf[pos]`: -1 when `buf` ends
+/// inside it, -2 when it is not a valid object of null, string and integer members.
+#[pyfunction]
+fn flat_object_end(buf: &[u8], pos: usize) -> isize {
+    if pos >= buf.len() || buf[pos] != b'{' {
+        return -2;
+    }
+    match json::flat_object_end(&buf[pos..]) {
+        json::End::Flat(length) => (pos + length) as isize,
+        json::End::Incomplete => -1,
+        json::End::Other => -2,
+    }
+}
+
+#[pymodule]
+fn ivmtr_native(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_function(wrap_pyfunction!(flat_object_end, m)?)?;
+    m.add_class::<ScanEncoder>()?;
+    m.add_class::<MessageContext>()?;
+    Ok(())
+}
