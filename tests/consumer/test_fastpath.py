@@ -1,0 +1,340 @@
+"""The native fast path is an exact shortcut of the Python path.
+
+For every record it takes, the kind, key, Avro bytes, logical-delivery flag and campaign
+must be what ``validate_record`` + ``enrich`` + the topic's encoder give; every record the
+Python path rejects must be left to it (None). Records are the simulator's mailings, the
+section-5 samples, and hypothesis edits of them aimed at each rule the fast path copies.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections import Counter
+from collections.abc import Sequence
+from typing import Any
+
+import orjson
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from consumer.core import parse
+from consumer.core.campaigns import CampaignRule
+from consumer.core.enrich import Provenance, enrich
+from consumer.core.fastpath import KINDS, FastPathUnavailable, ScanFastPath
+from consumer.core.parse import MessageParser
+from consumer.core.pipeline import MessagePipeline, repeated_keys
+from consumer.core.records import RecordKind
+from consumer.core.validate import Rejection, validate_record
+from consumer.service import _fast_path, record_shapes
+from consumer.settings import Settings, SettingsError
+from consumer.simulator.generate import MailingSpec, generate_records
+from producer.avro import compile_encoder
+from producer.topics import TopicTable
+from tests.samples import LDE, PIECE
+
+SHAPES = record_shapes()
+TOPICS = TopicTable.build()
+SCHEMAS = {
+    RecordKind.PIECE: TOPICS.piece_scans.schema,
+    RecordKind.BUNDLE: TOPICS.bundle_scans.schema,
+    RecordKind.HANDLING_UNIT: TOPICS.handling_unit_scans.schema,
+    RecordKind.CONTAINER: TOPICS.container_scans.schema,
+}
+ENCODERS = {kind: compile_encoder(schema.parsed) for kind, schema in SCHEMAS.items()}
+MAX_STRING = 100
+FAST = ScanFastPath.build(SHAPES, SCHEMAS, max_string_length=MAX_STRING)
+PROVENANCE = Provenance(
+    feed="fp", msg_grp_id="G-1", msg_ser_nbr=7, received_at_ms=1_700_000_000_123, campaign="feed"
+)
+RULES = (
+    CampaignRule("by-serial", mailer_ids=frozenset({"902345678"}), serial_ranges=((52_900, 52_972),)),
+    CampaignRule("by-stid", stids=frozenset({"040", "300"})),
+    CampaignRule("", job_ids=frozenset({"J123456"})),  # an empty name falls to the feed's
+    CampaignRule("by-tray", mailer_ids=frozenset({"123456"})),
+)
+
+Result = tuple[RecordKind, str, bytes, bool, str | None]
+
+
+def python_path(
+    raw: bytes,
+    index: int,
+    kind: RecordKind | None = None,
+    rules: Sequence[CampaignRule] = (),
+    provenance: Provenance = PROVENANCE,
+) -> Result | None:
+    """What the Python path publishes for a record; None when it dead-letters it."""
+    value = orjson.loads(raw)
+    if repeated_keys(raw, value):
+        return None
+    valid = validate_record(value, SHAPES, kind, max_string_length=MAX_STRING)
+    if isinstance(valid, Rejection):
+        return None
+    event = enrich(valid, provenance, index, rules)
+    return (
+        valid.kind,
+        valid.object_id,
+        ENCODERS[valid.kind](event),
+        event["scan"]["logical_delivery"],
+        event["campaign"],
+    )
+
+
+def fast_path(
+    raw: bytes,
+    index: int,
+    kind: RecordKind | None = None,
+    rules: Sequence[CampaignRule] = (),
+    provenance: Provenance = PROVENANCE,
+) -> Result | None:
+    encoded = FAST.message(provenance, kind=kind, rules=rules).encode(raw, index)
+    if encoded is None:
+        return None
+    kind_index, key, body, logical_delivery, campaign = encoded
+    return KINDS[kind_index], key, body, logical_delivery, campaign
+
+
+def agree(raw: bytes, index: int = 0, **kwargs: Any) -> bool:
+    """Assert the paths agree on a record; True when the fast path took it."""
+    fast = fast_path(raw, index, **kwargs)
+    if fast is None:
+        return False
+    assert fast == python_path(raw, index, **kwargs), raw
+    return True
+
+
+def mailing_records(pieces: int = 150, seed: int = 3, bundles: bool = True) -> list[bytes]:
+    spec = MailingSpec(pieces=pieces, seed=seed, bundles=bundles, flats_share=0.5)
+    return [orjson.dumps(record) for record in generate_records(spec)]
+
+
+def test_every_generated_record_of_every_kind_is_taken_and_identical() -> None:
+    taken: Counter[RecordKind] = Counter()
+    for index, raw in enumerate(mailing_records()):
+        assert agree(raw, index), raw
+        result = python_path(raw, index)
+        assert result is not None
+        taken[result[0]] += 1
+    assert set(taken) == set(RecordKind), taken
+
+
+@pytest.mark.parametrize("kind", [None, *RecordKind])
+def test_feed_kind_and_campaign_rules(kind: RecordKind | None) -> None:
+    campaigns: Counter[str | None] = Counter()
+    for index, raw in enumerate(mailing_records(pieces=60, seed=9)):
+        taken = agree(raw, index, kind=kind, rules=RULES)
+        python = python_path(raw, index, kind=kind, rules=RULES)
+        # A record of another kind than the feed's is rejected by the Python path.
+        assert taken == (python is not None)
+        if python is not None:
+            campaigns[python[4]] += 1
+    if kind is None:
+        assert {"by-serial", "by-tray", "feed"} <= set(campaigns), campaigns
+
+
+def test_section_5_samples() -> None:
+    for raw in (orjson.dumps(PIECE), orjson.dumps(LDE), json.dumps(PIECE, indent=2).encode()):
+        assert agree(raw, 4, rules=RULES)
+    lde = fast_path(orjson.dumps(LDE), 0)
+    assert lde is not None and lde[3] is True  # 517: the logical delivery
+
+
+def test_a_message_without_coordinates_or_campaign() -> None:
+    bare = Provenance(feed="f", msg_grp_id=None, msg_ser_nbr=None, received_at_ms=0)
+    assert agree(orjson.dumps(PIECE), 0, provenance=bare)
+
+
+TRICKY_VALUES: list[Any] = [
+    "",
+    " ",
+    None,
+    0,
+    7,
+    -3,
+    2**31,
+    2**63,
+    1.5,
+    True,
+    [],
+    {"a": 1},
+    "x" * (MAX_STRING + 1),
+    "é" * MAX_STRING,
+    "é" * (MAX_STRING + 1),
+    "²٣",
+    " 12",
+    "12",
+    "0",
+    "2147483648",
+    'quote " and \\ and \u2028',
+]
+FIELD_VALUES: dict[str, list[Any]] = {
+    "scanDatetime": [
+        "2016-01-22T22:29:53-05:00",
+        "2016-01-22 22:29:53Z",
+        "2016-01-22 22:29:53+14:00",
+        "2016-01-22 22:29:53+14:01",
+        "2016-01-22 22:29:53-0500",
+        "2016-01-22 22:29-05:00",
+        "2016-01-22 22:29:53.5-05:00",
+        "2016-02-29 23:59:59+05:30",
+        "2015-02-29 10:00:00-05:00",
+        "2016-13-01 10:00:00-05:00",
+        "2016-01-22 24:00:00-05:00",
+        "2016-01-22 22:60:00-05:00",
+        "2016-01-22 22:29:60-05:00",
+        "0001-01-01 00:00:00+01:00",
+        "9999-12-31 23:59:59-01:00",
+        "2016-01-22 22:29:53",
+        " 2016-01-22 22:29:53-05:00",
+        "2016-01-22 22:29:53 -05:00",
+    ],
+    "imb": [
+        "00040699515990019102",
+        "0004069951599001910222082",
+        "000406995159900191022208281",
+        "00040699515990019102220828101",
+        "00050699515990019102",
+        "00040999999990019102",
+        "0004069951599001910",
+        " 00040699515990019102",
+        "ATTFAATTFTADADATDFDFAAFDTFDDDDAFFATDATADTFDFFATDAFFTAFFDAAFAFFDTFTFTDTFAT",
+        "AADTFFDFTDADTAADAATFDTDDAAADDTDTTDAFADADDDTFFFDDTTTADFAAADFTDAADA",
+    ],
+    "imbTrackingCode": ["00040699515990019102", "00040699515990019103", ""],
+    "imbStid": ["040", "041", ""],
+    "imbMid": ["699515", "699516"],
+    "imbSerialNumber": ["990019102", "1"],
+    "handlingEventType": ["A", "AA", "L", "AL", "X", "a"],
+    "scanEventCode": ["918", "517", "12", "1234", "abc", "٣٣٣"],
+    "mailPhase": ["Phase 1a - Origin", "misc.", "Phase 9", "PARS Processing", "", "unknown"],
+    "pieceId": ["", "abc"],
+    "imtb": ["999900012345678901234567", "99990001234567890123456"],
+    "imcb": ["99M902345678000848674", "99M90234567800084867a", "99M902345678-00848674"],
+    "deviceId": ["D1", ""],
+    "imtbMid": ["902345678", ""],
+    "edocJobId": ["J123456", ""],
+    "edocMailingGroupId": ["G1", ""],
+}
+BASES = [orjson.loads(raw) for raw in mailing_records(pieces=40, seed=11)[:80]] + [PIECE, LDE]
+
+
+@st.composite
+def edited_records(draw: st.DrawFn) -> tuple[bytes, RecordKind | None]:
+    record = dict(draw(st.sampled_from(BASES)))
+    for _ in range(draw(st.integers(0, 4))):
+        name = draw(st.sampled_from([*FIELD_VALUES, *record, "newField", "containerCount"]))
+        choice = draw(st.sampled_from(["field", "tricky", "drop"]))
+        if choice == "drop":
+            record.pop(name, None)
+        elif choice == "field" and name in FIELD_VALUES:
+            record[name] = draw(st.sampled_from(FIELD_VALUES[name]))
+        else:
+            record[name] = draw(st.sampled_from(TRICKY_VALUES))
+    raw = json.dumps(record, ensure_ascii=draw(st.booleans())).encode()
+    if draw(st.booleans()) and len(record) > 1:
+        # A repeated key: the same member written twice, at the start.
+        name = draw(st.sampled_from(sorted(record)))
+        raw = b"{" + json.dumps(name).encode() + b':"x",' + raw[1:]
+    kind = draw(st.sampled_from([None, None, *RecordKind]))
+    return raw, kind
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(edited_records(), st.booleans())
+def test_edited_records_agree_or_fall_back(
+    case: tuple[bytes, RecordKind | None], rules: bool
+) -> None:
+    raw, kind = case
+    fast = fast_path(raw, 3, kind=kind, rules=RULES if rules else ())
+    python = python_path(raw, 3, kind=kind, rules=RULES if rules else ())
+    if fast is not None:
+        assert fast == python
+
+
+def test_edits_are_not_all_left_to_python() -> None:
+    # The property above would hold for a fast path that took nothing.
+    taken = sum(
+        agree(json.dumps({**base, "scanDatetime": "2016-01-22T22:29:53+05:30"}).encode())
+        for base in BASES
+    )
+    assert taken == len(BASES)
+
+
+def test_pipeline_with_and_without_the_fast_path() -> None:
+    records = mailing_records(pieces=40, seed=5)
+    body = b'{"msgGrpId":"G","msgSerNbr":1,"events":[' + b",".join(records) + b"]}"
+
+    def outcomes(fast: ScanFastPath | None) -> list[tuple[Any, ...]]:
+        pipeline = MessagePipeline(
+            feed="fp",
+            received_at_ms=5,
+            shapes=SHAPES,
+            fast_path=fast,
+            campaign="c",
+            campaigns=RULES,
+        )
+        result = []
+        for start in range(0, len(body), 4096):
+            result += pipeline.feed(body[start : start + 4096])
+        result += pipeline.finish()
+        if fast is not None:
+            assert pipeline.fast_records == len(records)
+        return [
+            (
+                event.kind,
+                event.key,
+                event.body if event.value is None else ENCODERS[event.kind](event.value),
+                event.campaign,
+                event.logical_delivery,
+            )
+            for event in result
+        ]
+
+    assert outcomes(FAST) == outcomes(None)
+
+
+def chunked_items(body: bytes, size: int) -> list[Any]:
+    parser = MessageParser()
+    items: list[Any] = []
+    for start in range(0, len(body), size):
+        items += parser.feed(body[start : start + size])
+    return items + parser.close()
+
+
+@pytest.mark.parametrize("size", [1, 7, 100, 1 << 20])
+def test_native_record_scanner_finds_what_the_general_parser_finds(
+    size: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    records = [
+        b'{"a":"x"}',
+        b'{"nested":{"b":[1,2]}}',
+        b'{"f":1.5,"t":true}',
+        b'{ "s" : "esc \\" \\\\ \\u00e9 }" , "n" : null , "i" : -12 }',
+        b'{"big":123456789012345678901234567890}',
+        b"{}",
+        b'"not an object"',
+        *mailing_records(pieces=3)[:5],
+    ]
+    body = b'{"events":[ ' + b" ,\n".join(records) + b' ],"msgGrpId":"G","msgSerNbr":1}'
+    native = chunked_items(body, size)
+    monkeypatch.setattr(parse, "flat_object_end", None)
+    general = chunked_items(body, size)
+    assert native == general
+    assert [item.raw for item in native if isinstance(item, parse.RawRecord)] == records
+
+
+def test_schemas_of_another_layout_are_refused() -> None:
+    other = {**SCHEMAS, RecordKind.PIECE: SCHEMAS[RecordKind.BUNDLE]}
+    with pytest.raises(FastPathUnavailable, match="not the layout"):
+        ScanFastPath.build(SHAPES, other, max_string_length=MAX_STRING)
+
+
+def test_settings_choose_the_fast_path(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert _fast_path(Settings(fast_path="off"), TOPICS) is None
+    assert isinstance(_fast_path(Settings(), TOPICS), ScanFastPath)
+    monkeypatch.setitem(sys.modules, "ivmtr_native", None)  # as if it were not installed
+    assert _fast_path(Settings(), TOPICS) is None
+    with pytest.raises(SettingsError, match="IVMTR_FAST_PATH=require"):
+        _fast_path(Settings(fast_path="require"), TOPICS)
