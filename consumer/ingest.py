@@ -27,7 +27,7 @@ import structlog
 
 from consumer.core.campaigns import CampaignRule
 from consumer.core.fastpath import ScanFastPath
-from consumer.core.pipeline import Envelope, Limits, MessagePipeline, Outcome, ScanEvent
+from consumer.core.pipeline import DeadLetter, Envelope, Limits, MessagePipeline, Outcome, ScanEvent
 from consumer.core.records import RecordKind, RecordShape
 from consumer.errors import Unavailable
 from producer import KafkaMessage, Publisher, PublishError, Topic, TopicTable
@@ -96,7 +96,7 @@ class MessageIngest:
         self.replica_id = replica_id
         self._shapes = shapes
         self._limits = limits
-        self._topic_of = {
+        self.topic_of = {
             RecordKind.PIECE: topics.piece_scans,
             RecordKind.BUNDLE: topics.bundle_scans,
             RecordKind.HANDLING_UNIT: topics.handling_unit_scans,
@@ -178,22 +178,6 @@ class MessageIngest:
         summary.body_bytes = pipeline.bytes_parsed
         return summary
 
-    def message(
-        self,
-        outcome: Outcome,
-        headers: Sequence[tuple[str, bytes]],
-        overrides: Mapping[str, Topic],
-    ) -> KafkaMessage:
-        """The Kafka message of one outcome, with the message's ``coordinate_headers``."""
-        if isinstance(outcome, ScanEvent):
-            topic = overrides.get(outcome.kind.value) or self._topic_of[outcome.kind]
-            if outcome.value is None:
-                assert outcome.body is not None
-                return topic.encoded_message(outcome.key, outcome.body, headers)
-            return topic.message(outcome.key, outcome.value, headers)
-        topic = overrides.get("dead_letters") or self.topics.dead_letters
-        return topic.message(outcome.key, outcome.value, headers)
-
 
 def coordinate_headers(envelope: Envelope, feed: str) -> tuple[tuple[str, bytes], ...]:
     """The headers every event of a message carries: its feed and coordinates."""
@@ -215,7 +199,10 @@ class _MessageRun:
         overrides: Mapping[str, Topic],
     ) -> None:
         self.ingest = ingest
-        self.overrides = overrides
+        self.topic_of = {
+            kind: overrides.get(kind.value) or topic for kind, topic in ingest.topic_of.items()
+        }
+        self.dead_letters = overrides.get("dead_letters") or ingest.topics.dead_letters
         self.pipeline = pipeline
         self.summary = summary
         self.sha256 = hashlib.sha256()
@@ -223,29 +210,52 @@ class _MessageRun:
 
     def process(self, chunk: bytes, last: bool = False) -> list[KafkaMessage]:
         # Runs in a worker thread: pure computation over this message's own state.
+        # The loop runs once per record: topics and headers are looked up once per chunk.
         self.sha256.update(chunk)
         outcomes = self.pipeline.finish() if last else self.pipeline.feed(chunk)
         summary = self.summary
         headers = coordinate_headers(self.pipeline.envelope, self.pipeline.feed_name)
+        topic_of = self.topic_of
+        events_by_kind: dict[RecordKind, int] = {}
         messages = []
         for outcome in outcomes:
-            summary.received += 1
-            kind = outcome.kind.value if outcome.kind else "unknown"
-            published = isinstance(outcome, ScanEvent)
-            summary.records_by_kind[kind, "published" if published else "rejected"] += 1
-            if isinstance(outcome, ScanEvent) and outcome.campaign:
-                summary.campaign_scans[outcome.campaign] += 1
-                if outcome.logical_delivery:
-                    summary.campaign_deliveries[outcome.campaign] += 1
-            if not isinstance(outcome, ScanEvent):
-                summary.rejected += 1
-                for field_name, _problem in outcome.reasons:
-                    summary.rejected_by_field[field_name or "record"] += 1
-                log.debug("record dead-lettered", kind=outcome.kind, reasons=outcome.reasons)
-            message = self.ingest.message(outcome, headers, self.overrides)
-            summary.published[message.topic] = summary.published.get(message.topic, 0) + 1
+            if type(outcome) is ScanEvent:
+                kind = outcome.kind
+                topic = topic_of[kind]
+                if outcome.value is None:
+                    assert outcome.body is not None
+                    message = topic.encoded_message(outcome.key, outcome.body, headers)
+                else:
+                    message = topic.message(outcome.key, outcome.value, headers)
+                events_by_kind[kind] = events_by_kind.get(kind, 0) + 1
+                if outcome.campaign:
+                    summary.campaign_scans[outcome.campaign] += 1
+                    if outcome.logical_delivery:
+                        summary.campaign_deliveries[outcome.campaign] += 1
+            else:
+                assert isinstance(outcome, DeadLetter)
+                message = self.dead_letter(outcome, headers)
             messages.append(message)
+        summary.received += len(outcomes)
+        for kind, count in events_by_kind.items():
+            summary.records_by_kind[kind.value, "published"] += count
+            name = topic_of[kind].name
+            summary.published[name] = summary.published.get(name, 0) + count
         return messages
+
+    def dead_letter(
+        self, outcome: DeadLetter, headers: Sequence[tuple[str, bytes]]
+    ) -> KafkaMessage:
+        """The dead letter's Kafka message; counts it in the summary."""
+        summary = self.summary
+        summary.rejected += 1
+        summary.records_by_kind[outcome.kind.value if outcome.kind else "unknown", "rejected"] += 1
+        for field_name, _problem in outcome.reasons:
+            summary.rejected_by_field[field_name or "record"] += 1
+        log.debug("record dead-lettered", kind=outcome.kind, reasons=outcome.reasons)
+        message = self.dead_letters.message(outcome.key, outcome.value, headers)
+        summary.published[message.topic] = summary.published.get(message.topic, 0) + 1
+        return message
 
     async def publish(
         self, stack: contextlib.AsyncExitStack, messages: list[KafkaMessage], last: bool = False
@@ -258,8 +268,7 @@ class _MessageRun:
         assert self.delivery is not None
         # One deadline per chunk: wait_for per record would create a task for each.
         async with asyncio.timeout(self.ingest.kafka_timeout_s):
-            for message in messages:
-                await self.delivery.add(message)
+            await self.delivery.add_many(messages)
 
     async def _open(self, stack: contextlib.AsyncExitStack) -> Delivery:
         envelope = self.pipeline.envelope

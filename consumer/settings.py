@@ -59,7 +59,12 @@ class Settings(BaseSettings):
         description="Partitions of the deliveries topic it creates; also Kafka transactional ids, "
         "and so messages published at once.",
     )
-    linger_ms: int = Field(5, ge=0, description="Producer linger time.")
+    linger_ms: int = Field(
+        0,
+        ge=0,
+        description="Producer linger time. Events go to Kafka in whole batches anyway; "
+        "lingering only delays the single receipts of each transaction.",
+    )
     max_batch_bytes: int = Field(
         512 * 1024, ge=16 * 1024, description="Producer batch size per partition."
     )
@@ -140,8 +145,8 @@ class Settings(BaseSettings):
     )
     fast_path: Literal["auto", "require", "off"] = Field(
         "auto",
-        description="Native fast path (native/): auto uses it when installed, require refuses "
-        "to start without it.",
+        description="Native fast path (`native/`): `auto` uses it when installed, `require` "
+        "refuses to start without it, `off` runs the Python path alone.",
     )
     max_record_bytes: int = Field(1 << 20, ge=1024, description="Largest single record.")
     max_events_per_message: int = Field(2_000_000, ge=1, description="Most records in one message.")

@@ -2,8 +2,8 @@
 
 from collections.abc import Callable
 
-def flat_object_end(buf: bytes, pos: int) -> int:
-    """End of the flat JSON object at ``buf[pos]``; -1 cut off by the buffer's end, -2 other."""
+def flat_records(buf: bytes, pos: int, max_record_bytes: int) -> tuple[list[bytes], int, bool]:
+    """The flat records from ``buf[pos]`` on: (records, stop position, stopped after a record)."""
 
 class MessageContext:
     def encode(self, raw: bytes, index: int) -> tuple[int, str, bytes, bool, str | None] | None:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Iterator, Mapping
+from collections.abc import AsyncIterator, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
@@ -40,7 +40,7 @@ class KafkaConfig:
 
     bootstrap_servers: str = "127.0.0.1:9092"
     client_id: str = "ivmtr-stream"
-    linger_ms: int = 5
+    linger_ms: int = 0
     max_batch_bytes: int = 512 * 1024
     max_request_bytes: int = 4 * 1024 * 1024
     compression: str | None = None
@@ -99,16 +99,24 @@ class PartitionedBatches:
 
     async def add(self, message: KafkaMessage) -> None:
         """Queue one message; submits its partition's batch when that batch is full."""
-        slot = self._slot(message)
-        batch = self._open.get(slot)
-        if batch is None:
-            batch = self._open[slot] = self._producer.create_batch()
-        if not _append(batch, message):
-            await self._submit(slot)
-            batch = self._open[slot] = self._producer.create_batch()
+        await self.add_many((message,))
+
+    async def add_many(self, messages: Iterable[KafkaMessage]) -> None:
+        """``add`` for many messages; awaits only when a batch fills."""
+        open_batches, producer = self._open, self._producer
+        for message in messages:
+            slot = self._slot(message)
+            batch = open_batches.get(slot)
+            if batch is None:
+                batch = open_batches[slot] = producer.create_batch()
             if not _append(batch, message):
-                raise PublishError(f"a record of {len(message.value)} bytes exceeds the batch size")
-        self.records += 1
+                await self._submit(slot)
+                batch = open_batches[slot] = producer.create_batch()
+                if not _append(batch, message):
+                    raise PublishError(
+                        f"a record of {len(message.value)} bytes exceeds the batch size"
+                    )
+            self.records += 1
 
     async def send_now(self, message: KafkaMessage) -> int:
         """Send one message on its own and wait for the broker: returns its offset."""

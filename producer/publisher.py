@@ -24,7 +24,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import random
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -52,6 +52,10 @@ class Delivery:
     async def add(self, message: KafkaMessage) -> None:
         """Queue one message of the transaction."""
         await self.batches.add(message)
+
+    async def add_many(self, messages: Iterable[KafkaMessage]) -> None:
+        """Queue messages of the transaction, in order."""
+        await self.batches.add_many(messages)
 
 
 class Publisher:

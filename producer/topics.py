@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from producer.schemas import Schema, load_schema
 from producer.serialise import AvroSingleObject
@@ -34,8 +34,7 @@ class ValueSerialiser(Protocol):
     def frame(self, body: bytes) -> bytes: ...
 
 
-@dataclass(frozen=True, slots=True)
-class KafkaMessage:
+class KafkaMessage(NamedTuple):
     """One record ready for Kafka: topic, key and value bytes, headers."""
 
     topic: str

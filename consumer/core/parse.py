@@ -27,11 +27,11 @@ from consumer.errors import LimitExceeded, MalformedMessage, RecordTooLarge
 
 __all__ = ["EnvelopeField", "MessageParser", "RawRecord", "nesting_depth"]
 
-flat_object_end: Callable[[bytes, int], int] | None
+flat_records: Callable[[bytes, int, int], tuple[list[bytes], int, bool]] | None
 try:  # the native scanner (native/): flat records found and validated without Python parsing
-    from ivmtr_native import flat_object_end
+    from ivmtr_native import flat_records
 except ImportError:  # pragma: no cover - the Python path alone is complete
-    flat_object_end = None
+    flat_records = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -184,15 +184,13 @@ class MessageParser:
                     self._pos = pos + 1
                     self._state = _State.MEMBER_END
                     continue
-                end = self._flat_record_end(pos)
-                if end >= 0:
-                    items.append(RawRecord(self._index, buf[pos:end]))
-                else:
-                    end = self._value_end(pos)
-                    if end < 0:
-                        return
-                    raw = buf[pos:end]
-                    items.append(RawRecord(self._index, raw, self._loads(raw)))
+                if self._flat_records(pos, items):
+                    continue
+                end = self._value_end(pos)
+                if end < 0:
+                    return
+                raw = buf[pos:end]
+                items.append(RawRecord(self._index, raw, self._loads(raw)))
                 self._index += 1
                 self._pos = end
                 self._state = _State.EVENT_END
@@ -255,18 +253,23 @@ class MessageParser:
             else:  # DONE: only whitespace may follow
                 raise self._fail("data after the end of the message")
 
-    def _flat_record_end(self, pos: int) -> int:
-        """End of a flat, valid record at ``pos`` found by the native scanner, else -1.
+    def _flat_records(self, pos: int, items: list[Item]) -> bool:
+        """Take the run of flat records from ``pos`` found by the native scanner, if any.
 
         The general path takes everything else: records cut by the chunk's end (it resumes
         where it stopped, so tiny chunks cost linear time), invalid, nested or too large ones.
         """
-        if flat_object_end is None or (
-            self._candidate_from or self._candidate_tries or self._scan_from
-        ):
-            return -1
-        end: int = flat_object_end(self._buf, pos)
-        return end if end >= 0 and end - pos <= self._max_record_bytes else -1
+        if flat_records is None or self._candidate_from or self._candidate_tries:
+            return False
+        records, end, after_record = flat_records(self._buf, pos, self._max_record_bytes)
+        if not records:
+            return False
+        index = self._index
+        items.extend(RawRecord(index + offset, raw) for offset, raw in enumerate(records))
+        self._index = index + len(records)
+        self._pos = end
+        self._state = _State.EVENT_END if after_record else _State.EVENT
+        return True
 
     def _loads(self, raw: bytes) -> Any:
         try:

@@ -715,23 +715,50 @@ fn scan_text_raw<'a>(fields: &Fields<'a, '_>) -> &'a str {
     fields.text(SCAN_DATETIME).unwrap_or("")
 }
 
-/// End (exclusive) of the flat JSON object starting at `buf[pos]`: -1 when `buf` ends
-/// inside it, -2 when it is not a valid object of null, string and integer members.
-#[pyfunction]
-fn flat_object_end(buf: &[u8], pos: usize) -> isize {
-    if pos >= buf.len() || buf[pos] != b'{' {
-        return -2;
+fn skip_whitespace(buf: &[u8], mut pos: usize) -> usize {
+    while pos < buf.len() && matches!(buf[pos], b' ' | b'\t' | b'\n' | b'\r') {
+        pos += 1;
     }
-    match json::flat_object_end(&buf[pos..]) {
-        json::End::Flat(length) => (pos + length) as isize,
-        json::End::Incomplete => -1,
-        json::End::Other => -2,
+    pos
+}
+
+/// The flat records of `events` from `buf[pos]` on, each a valid JSON object of null,
+/// string and integer members of at most `max_record_bytes`: (records, where the scan
+/// stopped, whether it stopped after a record rather than where a record should start).
+/// It stops at the first thing that is not such a record, at `]`, or at the buffer's end.
+#[pyfunction]
+fn flat_records<'py>(
+    py: Python<'py>,
+    buf: &[u8],
+    mut pos: usize,
+    max_record_bytes: usize,
+) -> (Vec<Bound<'py, PyBytes>>, usize, bool) {
+    let mut records = Vec::new();
+    loop {
+        if pos >= buf.len() || buf[pos] != b'{' {
+            return (records, pos, false);
+        }
+        let length = match json::flat_object_end(&buf[pos..]) {
+            json::End::Flat(length) if length <= max_record_bytes => length,
+            _ => return (records, pos, false),
+        };
+        records.push(PyBytes::new(py, &buf[pos..pos + length]));
+        pos = skip_whitespace(buf, pos + length);
+        if pos >= buf.len() || buf[pos] != b',' {
+            return (records, pos, true);
+        }
+        let next = skip_whitespace(buf, pos + 1);
+        if next >= buf.len() {
+            // The separator is taken; the next record starts in a later chunk.
+            return (records, next, false);
+        }
+        pos = next;
     }
 }
 
 #[pymodule]
 fn ivmtr_native(m: &Bound<'_, PyModule>) -> PyResult<()> {
-    m.add_function(wrap_pyfunction!(flat_object_end, m)?)?;
+    m.add_function(wrap_pyfunction!(flat_records, m)?)?;
     m.add_class::<ScanEncoder>()?;
     m.add_class::<MessageContext>()?;
     Ok(())

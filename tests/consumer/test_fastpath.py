@@ -319,7 +319,7 @@ def test_native_record_scanner_finds_what_the_general_parser_finds(
     ]
     body = b'{"events":[ ' + b" ,\n".join(records) + b' ],"msgGrpId":"G","msgSerNbr":1}'
     native = chunked_items(body, size)
-    monkeypatch.setattr(parse, "flat_object_end", None)
+    monkeypatch.setattr(parse, "flat_records", None)
     general = chunked_items(body, size)
     assert native == general
     assert [item.raw for item in native if isinstance(item, parse.RawRecord)] == records

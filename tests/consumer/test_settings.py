@@ -32,7 +32,7 @@ def test_defaults() -> None:
         "replica_id": "0",
         "transactional_id_prefix": "ivmtr-stream",
         "delivery_slots": 16,
-        "linger_ms": 5,
+        "linger_ms": 0,
         "max_batch_bytes": 512 * 1024,
         "compression": "none",
         "kafka_timeout_s": 30.0,
