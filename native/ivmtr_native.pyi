@@ -5,9 +5,16 @@ from collections.abc import Callable
 def flat_records(buf: bytes, pos: int, max_record_bytes: int) -> tuple[list[bytes], int, bool]:
     """The flat records from ``buf[pos]`` on: (records, stop position, stopped after a record)."""
 
+def key_hash(data: bytes) -> int:
+    """Kafka's murmur2 of a key, masked to 31 bits (the default partitioner's hash)."""
+
 class MessageContext:
     def encode(self, raw: bytes, index: int) -> tuple[int, str, bytes, bool, str | None] | None:
         """(kind, key, Avro body, logical delivery, campaign), or None for the Python path."""
+    def encode_many(
+        self, raws: list[bytes], indexes: list[int]
+    ) -> list[tuple[int, str, bytes, bool, str | None] | None]:
+        """``encode`` of each record, computed without holding the GIL."""
 
 class ScanEncoder:
     def __init__(

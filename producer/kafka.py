@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Iterable, Iterator, Mapping
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
@@ -62,9 +62,16 @@ def kafka_errors() -> Iterator[None]:
 
 
 @lru_cache(maxsize=1 << 16)
-def _key_hash(key: bytes) -> int:
+def _python_key_hash(key: bytes) -> int:
     # aiokafka's murmur2 is pure Python; scans of one piece repeat their key, so cache.
     return int(murmur2(key)) & 0x7FFFFFFF
+
+
+_key_hash: Callable[[bytes], int]
+try:  # the same hash, compiled (native/)
+    from ivmtr_native import key_hash as _key_hash
+except ImportError:  # pragma: no cover - aiokafka's own is the reference
+    _key_hash = _python_key_hash
 
 
 def partition_for(key: bytes | None, partitions: int, fallback: int = 0) -> int:

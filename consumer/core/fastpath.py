@@ -53,6 +53,11 @@ class MessageEncoder(Protocol):
         """(kind as an index of KINDS, key, Avro body, logical delivery, campaign) of the
         record at ``index``, or None when the Python path must take it."""
 
+    def encode_many(
+        self, raws: list[bytes], indexes: list[int]
+    ) -> list[tuple[int, str, bytes, bool, str | None] | None]:
+        """``encode`` of each record, in one call that works without holding the GIL."""
+
 
 def layout_digest(schema: Schema) -> str:
     """SHA-256 of the schema's canonical form without the ``record`` field's own fields."""

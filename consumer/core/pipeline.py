@@ -205,6 +205,7 @@ class MessagePipeline:
 
     def _handle(self, items: list[EnvelopeField | RawRecord]) -> list[Outcome]:
         outcomes: list[Outcome] = []
+        run: list[RawRecord] = []  # records to process together, in order
         for item in items:
             if isinstance(item, RawRecord):
                 self.records += 1
@@ -213,8 +214,10 @@ class MessagePipeline:
                 if self._provenance is None:
                     self._keep_aside(item)
                 else:
-                    outcomes.append(self._process(item))
+                    run.append(item)
             else:
+                outcomes += self._process_run(run)
+                run = []
                 self._set_envelope(item.name, item.value)
                 if self._provenance is None and self.envelope.coordinates_known:
                     self._provenance = Provenance(
@@ -229,6 +232,7 @@ class MessagePipeline:
                             self._provenance, kind=self.kind, rules=self._campaigns
                         )
                     outcomes.extend(self._replay())
+        outcomes += self._process_run(run)
         return outcomes
 
     def close(self) -> None:
@@ -269,21 +273,38 @@ class MessagePipeline:
         outcomes: list[Outcome] = []
         with spill:
             spill.seek(0)
+            run = []
             while header := spill.read(8):
                 index, size = _LENGTH.unpack_from(header), _LENGTH.unpack_from(header, 4)
-                outcomes.append(self._process(RawRecord(index[0], spill.read(size[0]))))
+                run.append(RawRecord(index[0], spill.read(size[0])))
+                if len(run) == 1024:
+                    outcomes += self._process_run(run)
+                    run = []
+            outcomes += self._process_run(run)
+        return outcomes
+
+    def _process_run(self, run: list[RawRecord]) -> list[Outcome]:
+        """Records in order: the native fast path takes what it can, in one call."""
+        if not run:
+            return []
+        if self._fast is None:
+            return [self._process(item) for item in run]
+        encoded = self._fast.encode_many([item.raw for item in run], [item.index for item in run])
+        outcomes: list[Outcome] = []
+        for item, event in zip(run, encoded, strict=True):
+            if event is None:
+                outcomes.append(self._process(item))
+            else:
+                kind, key, body, logical_delivery, campaign = event
+                outcomes.append(ScanEvent(KINDS[kind], key, None, body, campaign, logical_delivery))
+        self.fast_records += len(run) - sum(1 for event in encoded if event is None)
         return outcomes
 
     def _process(self, item: RawRecord) -> Outcome:
+        """One record on the Python path."""
         provenance = self._provenance
         assert provenance is not None
         index, raw = item.index, item.raw
-        if self._fast is not None:
-            encoded = self._fast.encode(raw, index)
-            if encoded is not None:
-                self.fast_records += 1
-                kind, key, body, logical_delivery, campaign = encoded
-                return ScanEvent(KINDS[kind], key, None, body, campaign, logical_delivery)
         value = item.value
         repeated = repeated_keys(raw, value)
         if repeated:

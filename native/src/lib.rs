@@ -17,6 +17,7 @@ use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::Mutex;
 
 use pyo3::prelude::*;
+use pyo3::pybacked::PyBackedBytes;
 use pyo3::types::PyBytes;
 use sha2::{Digest, Sha256};
 
@@ -322,11 +323,55 @@ impl MessageContext {
     /// None when the Python path must take it.
     fn encode<'py>(&self, py: Python<'py>, raw: &[u8], index: i64) -> PyResult<Option<Encoded<'py>>> {
         let encoder = self.encoder.get();
-        let Some(event) = self.event(py, encoder, raw, index)? else {
-            return Ok(None);
-        };
-        Ok(Some((event.kind, event.key, PyBytes::new(py, &event.body), event.logical_delivery, event.campaign)))
+        let taken = self.event(encoder, raw, index, &mut |text| Self::phase(py, encoder, text))?;
+        Ok(Self::encoded(py, taken))
     }
+
+    /// `encode` for many records, without the GIL while it works: (raw, index) pairs.
+    fn encode_many<'py>(
+        &self,
+        py: Python<'py>,
+        raws: Vec<PyBackedBytes>,
+        indexes: Vec<i64>,
+    ) -> PyResult<Vec<Option<Encoded<'py>>>> {
+        if raws.len() != indexes.len() {
+            return Err(pyo3::exceptions::PyValueError::new_err("raws and indexes differ in length"));
+        }
+        let encoder = self.encoder.get();
+        let results: Vec<PyResult<Taken>> = py.allow_threads(|| {
+            raws.iter()
+                .zip(&indexes)
+                .map(|(raw, &index)| self.event(encoder, raw, index, &mut |text| Ok(Self::cached_phase(encoder, text))))
+                .collect()
+        });
+        let mut encoded = Vec::with_capacity(results.len());
+        for ((result, raw), &index) in results.into_iter().zip(&raws).zip(&indexes) {
+            let taken = match result? {
+                // A mailPhase text not seen before: Python names its symbol.
+                Taken::NeedsGil => self.event(encoder, raw, index, &mut |text| Self::phase(py, encoder, text))?,
+                taken => taken,
+            };
+            encoded.push(Self::encoded(py, taken));
+        }
+        Ok(encoded)
+    }
+}
+
+/// What became of one record.
+enum Taken {
+    Event(Event),
+    /// The Python path must take it.
+    Python,
+    /// It needs a mail phase not in the cache: ask again holding the GIL.
+    NeedsGil,
+}
+
+/// A MailPhase lookup.
+enum Phase {
+    Index(Option<u32>),
+    /// A symbol the schema lacks: the Python path decides.
+    Unknown,
+    Miss,
 }
 
 struct Event {
@@ -402,37 +447,65 @@ fn hashed_uuid(identity: &str) -> String {
 }
 
 impl MessageContext {
+    fn encoded(py: Python<'_>, taken: Taken) -> Option<Encoded<'_>> {
+        match taken {
+            Taken::Event(event) => Some((
+                event.kind,
+                event.key,
+                PyBytes::new(py, &event.body),
+                event.logical_delivery,
+                event.campaign,
+            )),
+            Taken::Python | Taken::NeedsGil => None,
+        }
+    }
+
     fn too_long(encoder: &ScanEncoder, text: &str) -> bool {
         text.len() > encoder.max_string_length && text.chars().count() > encoder.max_string_length
     }
 
-    fn mail_phase(&self, py: Python<'_>, encoder: &ScanEncoder, raw: &str) -> PyResult<Option<Option<u32>>> {
-        if let Some(cached) = encoder.phase_cache.lock().expect("phase cache").get(raw) {
-            return Ok(Some(*cached));
+    /// The MailPhase of a raw `mailPhase`, from the cache only (no GIL needed).
+    fn cached_phase(encoder: &ScanEncoder, raw: &str) -> Phase {
+        match encoder.phase_cache.lock().expect("phase cache").get(raw) {
+            Some(&index) => Phase::Index(index),
+            None => Phase::Miss,
+        }
+    }
+
+    /// The MailPhase of a raw `mailPhase`, asking `normalise_mail_phase` on a cache miss.
+    fn phase(py: Python<'_>, encoder: &ScanEncoder, raw: &str) -> PyResult<Phase> {
+        if let Phase::Index(index) = Self::cached_phase(encoder, raw) {
+            return Ok(Phase::Index(index));
         }
         let symbol: Option<String> = encoder.normalise_mail_phase.call1(py, (raw,))?.extract(py)?;
         let index = match symbol {
             None => None,
             Some(symbol) => match encoder.mail_phases.get(&symbol) {
                 Some(&index) => Some(index),
-                None => return Ok(None),
+                None => return Ok(Phase::Unknown),
             },
         };
         let mut cache = encoder.phase_cache.lock().expect("phase cache");
         if cache.len() < 4096 {
             cache.insert(raw.to_owned(), index);
         }
-        Ok(Some(index))
+        Ok(Phase::Index(index))
     }
 
-    fn event(&self, py: Python<'_>, encoder: &ScanEncoder, raw: &[u8], index: i64) -> PyResult<Option<Event>> {
-        let Some(record) = json::parse(raw) else { return Ok(None) };
+    fn event(
+        &self,
+        encoder: &ScanEncoder,
+        raw: &[u8],
+        index: i64,
+        phase_of: &mut dyn FnMut(&str) -> PyResult<Phase>,
+    ) -> PyResult<Taken> {
+        let Some(record) = json::parse(raw) else { return Ok(Taken::Python) };
         let members = &record.members;
         let kind = match self.kind {
             Some(kind) => kind,
             None => match detect_kind(members) {
                 Some(kind) => kind,
-                None => return Ok(None),
+                None => return Ok(Taken::Python),
             },
         };
         let layout = &encoder.layouts[usize::from(kind)];
@@ -444,7 +517,7 @@ impl MessageContext {
                 Some(&i) => {
                     // A repeated key is the Python path's to judge (orjson keeps the last).
                     if std::mem::replace(&mut seen[i], true) {
-                        return Ok(None);
+                        return Ok(Taken::Python);
                     }
                     if layout.is_int[i] {
                         let number = match value {
@@ -452,10 +525,10 @@ impl MessageContext {
                             Value::Int(n) => Some(*n),
                             Value::Str(text) if text.is_empty() => None,
                             Value::Str(text) if is_digits(text) && text.len() <= 10 => text.parse().ok(),
-                            _ => return Ok(None),
+                            _ => return Ok(Taken::Python),
                         };
                         match number {
-                            Some(n) if !(-(1i64 << 31)..(1i64 << 31)).contains(&n) => return Ok(None),
+                            Some(n) if !(-(1i64 << 31)..(1i64 << 31)).contains(&n) => return Ok(Taken::Python),
                             Some(n) => fields.values[i] = Some(Field::Int(n)),
                             None => {}
                         }
@@ -465,44 +538,44 @@ impl MessageContext {
                                 fields.values[i] = Some(Field::Str(text));
                             }
                             Value::Null => {}
-                            _ => return Ok(None),
+                            _ => return Ok(Taken::Python),
                         }
                     }
                 }
                 None => match value {
                     Value::Str(text) if !Self::too_long(encoder, text) => {
                         if extra.iter().any(|(seen, _)| *seen == name.as_ref()) {
-                            return Ok(None);
+                            return Ok(Taken::Python);
                         }
                         extra.push((name.as_ref(), text.as_ref()));
                     }
-                    _ => return Ok(None),
+                    _ => return Ok(Taken::Python),
                 },
             }
         }
 
         // Validation: anything the Python path would reject is left to it.
-        let Some(scan_text) = fields.truthy(SCAN_DATETIME) else { return Ok(None) };
-        let Some(scan_time) = scantime::parse(scan_text) else { return Ok(None) };
+        let Some(scan_text) = fields.truthy(SCAN_DATETIME) else { return Ok(Taken::Python) };
+        let Some(scan_time) = scantime::parse(scan_text) else { return Ok(Taken::Python) };
         let handling = fields.truthy(HANDLING_EVENT_TYPE);
         let handling_entry = match handling {
             Some(code) => match encoder.handling_event_types.get(code) {
                 Some(entry) => Some(entry),
-                None => return Ok(None),
+                None => return Ok(Taken::Python),
             },
             None => None,
         };
         let opcode = fields.truthy(SCAN_EVENT_CODE);
         match opcode {
-            Some(code) if code.len() != 3 || !is_digits(code) => return Ok(None),
-            None if kind == PIECE => return Ok(None),
+            Some(code) if code.len() != 3 || !is_digits(code) => return Ok(Taken::Python),
+            None if kind == PIECE => return Ok(Taken::Python),
             _ => {}
         }
         let mut imb = None;
         let object_id: &str = match kind {
             PIECE | BUNDLE => {
                 let text = fields.truthy(IMB).or_else(|| fields.truthy(IMB_TRACKING_CODE));
-                let Some(split) = text.and_then(split_imb) else { return Ok(None) };
+                let Some(split) = text.and_then(split_imb) else { return Ok(Taken::Python) };
                 let checks = [
                     (IMB_TRACKING_CODE, split.tracking_code()),
                     (IMB_STID, split.service_type_id),
@@ -511,7 +584,7 @@ impl MessageContext {
                 ];
                 for (name, value) in checks {
                     if fields.truthy(name).is_some_and(|sent| sent != value) {
-                        return Ok(None);
+                        return Ok(Taken::Python);
                     }
                 }
                 let id = split.tracking_code();
@@ -520,18 +593,19 @@ impl MessageContext {
             }
             HANDLING_UNIT => match fields.text(IMTB) {
                 Some(text) if text.len() == 24 && is_digits(text) => text,
-                _ => return Ok(None),
+                _ => return Ok(Taken::Python),
             },
             _ => match fields.text(IMCB) {
                 Some(text) if is_container_id(text) => text,
-                _ => return Ok(None),
+                _ => return Ok(Taken::Python),
             },
         };
         let phase_raw = fields.text(MAIL_PHASE);
         let mail_phase = match phase_raw.filter(|text| !text.is_empty()) {
-            Some(text) => match self.mail_phase(py, encoder, text)? {
-                Some(index) => index,
-                None => return Ok(None),
+            Some(text) => match phase_of(text)? {
+                Phase::Index(index) => index,
+                Phase::Unknown => return Ok(Taken::Python),
+                Phase::Miss => return Ok(Taken::NeedsGil),
             },
             None => None,
         };
@@ -557,7 +631,7 @@ impl MessageContext {
         };
         let campaign = match self.campaign_of(kind, &fields, imb.as_ref()) {
             Some(found) => found.or_else(|| self.campaign.clone()),
-            None => return Ok(None),
+            None => return Ok(Taken::Python),
         };
         let job_id = fields.truthy(EDOC_JOB_ID);
         let mailing_group_id = fields.truthy(EDOC_MAILING_GROUP_ID);
@@ -619,7 +693,7 @@ impl MessageContext {
             }
         }
         w.out.push(0);
-        Ok(Some(Event { kind, key: object_id.to_owned(), body: w.out, logical_delivery, campaign }))
+        Ok(Taken::Event(Event { kind, key: object_id.to_owned(), body: w.out, logical_delivery, campaign }))
     }
 
     /// The rules' campaign: Some(None) when none matches, None when the Python path must decide.
@@ -729,35 +803,73 @@ fn skip_whitespace(buf: &[u8], mut pos: usize) -> usize {
 #[pyfunction]
 fn flat_records<'py>(
     py: Python<'py>,
-    buf: &[u8],
-    mut pos: usize,
+    buf: PyBackedBytes,
+    pos: usize,
     max_record_bytes: usize,
 ) -> (Vec<Bound<'py, PyBytes>>, usize, bool) {
-    let mut records = Vec::new();
+    let (spans, end, after_record) = py.allow_threads(|| flat_record_spans(&buf, pos, max_record_bytes));
+    let records = spans.into_iter().map(|(start, stop)| PyBytes::new(py, &buf[start..stop])).collect();
+    (records, end, after_record)
+}
+
+fn flat_record_spans(buf: &[u8], mut pos: usize, max_record_bytes: usize) -> (Vec<(usize, usize)>, usize, bool) {
+    let mut spans = Vec::new();
     loop {
         if pos >= buf.len() || buf[pos] != b'{' {
-            return (records, pos, false);
+            return (spans, pos, false);
         }
         let length = match json::flat_object_end(&buf[pos..]) {
             json::End::Flat(length) if length <= max_record_bytes => length,
-            _ => return (records, pos, false),
+            _ => return (spans, pos, false),
         };
-        records.push(PyBytes::new(py, &buf[pos..pos + length]));
+        spans.push((pos, pos + length));
         pos = skip_whitespace(buf, pos + length);
         if pos >= buf.len() || buf[pos] != b',' {
-            return (records, pos, true);
+            return (spans, pos, true);
         }
         let next = skip_whitespace(buf, pos + 1);
         if next >= buf.len() {
             // The separator is taken; the next record starts in a later chunk.
-            return (records, next, false);
+            return (spans, next, false);
         }
         pos = next;
     }
 }
 
+/// Kafka's murmur2 (the Java client's `Utils.murmur2`) masked to 31 bits: the key hash
+/// the default partitioner takes modulo the partition count.
+#[pyfunction]
+fn key_hash(data: &[u8]) -> u32 {
+    const M: u32 = 0x5bd1_e995;
+    let mut h: u32 = 0x9747_b28c ^ (data.len() as u32);
+    let mut chunks = data.chunks_exact(4);
+    for chunk in &mut chunks {
+        let mut k = u32::from_le_bytes([chunk[0], chunk[1], chunk[2], chunk[3]]);
+        k = k.wrapping_mul(M);
+        k ^= k >> 24;
+        k = k.wrapping_mul(M);
+        h = h.wrapping_mul(M) ^ k;
+    }
+    let rest = chunks.remainder();
+    if rest.len() >= 3 {
+        h ^= u32::from(rest[2]) << 16;
+    }
+    if rest.len() >= 2 {
+        h ^= u32::from(rest[1]) << 8;
+    }
+    if !rest.is_empty() {
+        h ^= u32::from(rest[0]);
+        h = h.wrapping_mul(M);
+    }
+    h ^= h >> 13;
+    h = h.wrapping_mul(M);
+    h ^= h >> 15;
+    h & 0x7fff_ffff
+}
+
 #[pymodule]
 fn ivmtr_native(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_function(wrap_pyfunction!(key_hash, m)?)?;
     m.add_function(wrap_pyfunction!(flat_records, m)?)?;
     m.add_class::<ScanEncoder>()?;
     m.add_class::<MessageContext>()?;

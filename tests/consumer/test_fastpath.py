@@ -49,7 +49,9 @@ PROVENANCE = Provenance(
     feed="fp", msg_grp_id="G-1", msg_ser_nbr=7, received_at_ms=1_700_000_000_123, campaign="feed"
 )
 RULES = (
-    CampaignRule("by-serial", mailer_ids=frozenset({"902345678"}), serial_ranges=((52_900, 52_972),)),
+    CampaignRule(
+        "by-serial", mailer_ids=frozenset({"902345678"}), serial_ranges=((52_900, 52_972),)
+    ),
     CampaignRule("by-stid", stids=frozenset({"040", "300"})),
     CampaignRule("", job_ids=frozenset({"J123456"})),  # an empty name falls to the feed's
     CampaignRule("by-tray", mailer_ids=frozenset({"123456"})),
@@ -338,3 +340,29 @@ def test_settings_choose_the_fast_path(monkeypatch: pytest.MonkeyPatch) -> None:
     assert _fast_path(Settings(), TOPICS) is None
     with pytest.raises(SettingsError, match="IVMTR_FAST_PATH=require"):
         _fast_path(Settings(fast_path="require"), TOPICS)
+
+
+def test_encode_many_equals_encode_one_by_one_also_for_unseen_mail_phases() -> None:
+    # A fresh encoder: every mail phase is a cache miss, asked of Python with the GIL held.
+    fresh = ScanFastPath.build(SHAPES, SCHEMAS, max_string_length=MAX_STRING)
+    records = []
+    for number, base in enumerate(BASES):
+        phase = ["Phase 1a - Origin", f"Phase 3c - Carrier {number}", "misc.", "Phase 9"][
+            number % 4
+        ]
+        records.append(orjson.dumps({**base, "mailPhase": phase}))
+    records.append(b'{"not": "a scan"}')
+    indexes = list(range(100, 100 + len(records)))
+    many = fresh.message(PROVENANCE, kind=None, rules=RULES).encode_many(records, indexes)
+    one = FAST.message(PROVENANCE, kind=None, rules=RULES)
+    assert many == [one.encode(raw, index) for raw, index in zip(records, indexes, strict=True)]
+    assert sum(result is not None for result in many) >= len(BASES) // 2
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.binary(max_size=64))
+def test_native_key_hash_is_kafkas_murmur2(key: bytes) -> None:
+    from aiokafka.partitioner import murmur2
+    from ivmtr_native import key_hash
+
+    assert key_hash(key) == murmur2(key) & 0x7FFFFFFF
