@@ -1,6 +1,7 @@
 """End-to-end benchmark of the ingest service, on the local broker, against a kcat baseline.
 
-    .venv/bin/python bench/run.py [--quick] [--events N] [--skip-kcat] [--senders K]
+    .venv/bin/python bench/run.py [--quick] [--events N] [--skip-kcat] [--skip-python-path]
+                                  [--senders K]
 
 (``make bench`` runs bench/ingest.py, which runs this.) Needs kcat, the Debian package:
 
@@ -34,14 +35,17 @@ What it does, in order:
    - memory, on a freshly started service: VmRSS at ready, VmRSS sampled every 50 ms
      and VmHWM (reset through /proc/<pid>/clear_refs first) while it takes one
      300,000-event message (``--memory-events``), and VmRSS 3 s after the 200.
-5. Baseline, same run, same broker: kcat producing the same number of records as the
+5. The Python path, same run: a service with the native fast path off
+   (``IVMTR_FAST_PATH=off``, own topic prefix) takes the first fifth of the plain throughput
+   messages; the ratio of the two rates is what the fast path buys.
+6. Baseline, same run, same broker: kcat producing the same number of records as the
    throughput scenario, with the same average key, value and header sizes as the events
    the service wrote (measured by reading a sample of them back, weighted by what each
    topic got), from a file (``-l``, one ``key<TAB>value`` line per record), with
-   acks=all, idempotence, and the service's producer linger and batch size, to a fresh
-   6-partition topic; the median of ``--kcat-runs`` (3) runs, each checked by the
+   acks=all, idempotence, the service's batch size and librdkafka's default linger (5 ms),
+   to a fresh 6-partition topic; the median of ``--kcat-runs`` (3) runs, each checked by the
    topic's end offsets. Ratio: our records/s over kcat's.
-6. Prints a table (figure, target, pass/fail) and writes the whole result as JSON to
+7. Prints a table (figure, target, pass/fail) and writes the whole result as JSON to
    ``bench/results/<UTC timestamp>.json`` and ``bench/results/latest.json``. Service logs
    and the feeds file of the run stay in ``.local/bench-runs/<timestamp>/``.
 
@@ -56,6 +60,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import dataclasses
 import gzip
 import hashlib
 import json
@@ -90,6 +95,7 @@ sys.path.insert(0, str(ROOT))
 
 from bench.http1 import Http1Pool  # noqa: E402
 from consumer.feeds import hash_password  # noqa: E402
+from consumer.settings import Settings  # noqa: E402
 from consumer.simulator import (  # noqa: E402
     DEFAULT_START,
     MailingSpec,
@@ -110,8 +116,10 @@ MESSAGE_EVENTS = 10_000
 LATENCY_MESSAGE_EVENTS = 100
 GZIP_LEVEL = 6
 PARTITIONS = 6  # IVMTR_TOPIC_PARTITIONS default; the kcat topic gets as many
-SERVICE_LINGER_MS = 5  # IVMTR_LINGER_MS default
-SERVICE_BATCH_BYTES = 524_288  # IVMTR_MAX_BATCH_BYTES default
+# librdkafka's own default linger: the service's is 0, since it hands aiokafka whole
+# batches, while kcat sends line by line and needs linger to batch at all.
+KCAT_LINGER_MS = 5
+SERVICE_BATCH_BYTES = Settings.model_fields["max_batch_bytes"].default
 SAMPLE_PER_TOPIC = 2_000
 SERIAL_MESSAGES = 50  # 100-event messages pushed one at a time, before the open loop
 MB = 2**20
@@ -388,10 +396,17 @@ class Service:
         return self.process.returncode
 
 
-def start_service(prefix: str, feeds_file: Path, log_path: Path, replica: str) -> Service:
+def start_service(
+    prefix: str,
+    feeds_file: Path,
+    log_path: Path,
+    replica: str,
+    overrides: dict[str, str] | None = None,
+) -> Service:
     """``python -m consumer serve`` with production defaults; waits for /readyz."""
     port = free_port()
     settings = {
+        **(overrides or {}),
         "IVMTR_HOST": "127.0.0.1",
         "IVMTR_PORT": str(port),
         "IVMTR_KAFKA_BOOTSTRAP_SERVERS": BOOTSTRAP,
@@ -863,7 +878,7 @@ def run_kcat(topic: str, input_path: Path, headers: dict[str, str]) -> tuple[lis
         "-X",
         "enable.idempotence=true",
         "-X",
-        f"linger.ms={SERVICE_LINGER_MS}",
+        f"linger.ms={KCAT_LINGER_MS}",
         "-X",
         f"batch.size={SERVICE_BATCH_BYTES}",
     ]
@@ -979,6 +994,20 @@ def rows(result: dict[str, Any]) -> list[tuple[str, str, str, str]]:
             )
         row(f"  service CPU per 100k records ({label})", t["service_cpu_s_per_100k"], "s")
         row(f"  non-200 answers ({label})", t["failure_count"], "", "==", 0)
+    python = s.get("throughput_python")
+    if python:
+        row(
+            f"throughput plain, Python path only ({python['events']:,} ev)",
+            python["records_per_s"],
+            "rec/s",
+        )
+        row("  service CPU per 100k records (Python path)", python["service_cpu_s_per_100k"], "s")
+        if s.get("throughput_plain"):
+            row(
+                "  native fast path / Python path (plain)",
+                s["throughput_plain"]["records_per_s"] / python["records_per_s"],
+                "x",
+            )
     if kcat:
         row(
             f"kcat baseline ({kcat['records']:,} rec, {kcat['key_bytes']}+"
@@ -1096,6 +1125,11 @@ def parse_args(argv: Sequence[str] | None = None) -> tuple[argparse.Namespace, P
     parser.add_argument("--memory-events", type=int, help="events of the memory message (300,000)")
     parser.add_argument("--kcat-runs", type=int, help="kcat runs, the median counts (3)")
     parser.add_argument("--skip-kcat", action="store_true", help="no kcat baseline")
+    parser.add_argument(
+        "--skip-python-path",
+        action="store_true",
+        help="no throughput run with the native fast path off (IVMTR_FAST_PATH=off)",
+    )
     parser.add_argument("--seed", type=int, default=1, help="generator seed (1)")
     parser.add_argument("--keep-topics", action="store_true", help="do not delete the topics")
     parser.add_argument(
@@ -1148,7 +1182,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"warm_up_{name}": scenario_bodies(
             f"warm-up-{name}", events=100, message_events=100, compress=False, seed=seed
         )
-        for name, seed in (("a", plan.seed + 1000), ("b", plan.seed + 2000))
+        for name, seed in (
+            ("a", plan.seed + 1000),
+            ("b", plan.seed + 2000),
+            ("c", plan.seed + 3000),
+        )
     }
     if "throughput" in only:
         for compress in (False, True):
@@ -1266,6 +1304,31 @@ def main(argv: Sequence[str] | None = None) -> int:
                 kcat_baseline(run_id, plan.events, sizes, plan.kcat_runs, work)
             )
 
+        if "throughput_plain" in scenarios and not args.skip_python_path:
+            # The same bodies on a topic prefix of its own (elsewhere they are duplicates).
+            plain = inputs["throughput_plain"]
+            count = max(2, len(plain.bodies) // 5)
+            python_bodies = dataclasses.replace(
+                plain, bodies=plain.bodies[:count], events=count * plain.message_events
+            )
+            service = start_service(
+                f"bench-{run_id}-py.",
+                work / "feeds.toml",
+                work / "service-c.log",
+                f"bench-{run_id}-c",
+                {"IVMTR_FAST_PATH": "off"},
+            )
+            print(f"service C (Python path only): pid {service.pid}", flush=True)
+            try:
+                runner.run(warm_up(service, password, inputs["warm_up_c"]))
+                print(f"throughput_python: pushing {python_bodies.events:,} events ...", flush=True)
+                scenarios["throughput_python"] = runner.run(
+                    run_throughput(service, password, python_bodies, plan.senders)
+                )
+                print(f"  {scenarios['throughput_python']['records_per_s']:,.0f} records/s")
+            finally:
+                services["c"] = {"exit_code": service.stop(), "log": log_findings(service.log_path)}
+
         if "memory" in inputs:
             service = start_service(
                 prefix, work / "feeds.toml", work / "service-b.log", f"bench-{run_id}-b"
@@ -1286,7 +1349,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if not args.keep_topics:
             try:
                 result["deleted_topics"] = runner.run(
-                    delete_topics([prefix, f"bench-kcat-{run_id}-"])
+                    delete_topics([prefix, f"bench-{run_id}-py.", f"bench-kcat-{run_id}-"])
                 )
             except Exception as exc:  # cleanup must not hide the result
                 print(f"could not delete the run's topics: {exc}", file=sys.stderr)
