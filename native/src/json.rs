@@ -38,20 +38,146 @@ pub enum End {
     Other,
 }
 
-/// Find the end of a flat record, validating it as strictly as orjson would.
+/// Find the end of a flat record, validating it as strictly as orjson would: an object of
+/// members that are null, strings or integers of at most 18 digits. Anything else, including
+/// valid JSON of other shapes and `\u` escapes of surrogates, is `Other`.
 pub fn flat_object_end(buf: &[u8]) -> End {
-    let mut stream = serde_json::Deserializer::from_slice(buf).into_iter::<FlatRecord>();
-    match stream.next() {
-        Some(Ok(record)) => {
-            if record.members.iter().any(|(_, value)| matches!(value, Value::Other)) {
-                End::Other
+    let mut scan = Scan { buf, pos: 0 };
+    match scan.object() {
+        Ok(()) => {
+            // Strings were checked byte-wise; their UTF-8 is checked once, here.
+            if std::str::from_utf8(&buf[..scan.pos]).is_ok() {
+                End::Flat(scan.pos)
             } else {
-                End::Flat(stream.byte_offset())
+                End::Other
             }
         }
-        Some(Err(error)) if error.is_eof() => End::Incomplete,
-        None => End::Incomplete,
-        Some(Err(_)) => End::Other,
+        Err(Stop::Incomplete) => End::Incomplete,
+        Err(Stop::Other) => End::Other,
+    }
+}
+
+enum Stop {
+    Incomplete,
+    Other,
+}
+
+struct Scan<'a> {
+    buf: &'a [u8],
+    pos: usize,
+}
+
+impl Scan<'_> {
+    fn peek(&self) -> Result<u8, Stop> {
+        self.buf.get(self.pos).copied().ok_or(Stop::Incomplete)
+    }
+
+    fn whitespace(&mut self) -> Result<u8, Stop> {
+        loop {
+            let byte = self.peek()?;
+            if !matches!(byte, b' ' | b'\t' | b'\n' | b'\r') {
+                return Ok(byte);
+            }
+            self.pos += 1;
+        }
+    }
+
+    fn expect(&mut self, wanted: u8) -> Result<(), Stop> {
+        if self.whitespace()? != wanted {
+            return Err(Stop::Other);
+        }
+        self.pos += 1;
+        Ok(())
+    }
+
+    fn object(&mut self) -> Result<(), Stop> {
+        self.expect(b'{')?;
+        if self.whitespace()? == b'}' {
+            self.pos += 1;
+            return Ok(());
+        }
+        loop {
+            self.expect(b'"')?;
+            self.string()?;
+            self.expect(b':')?;
+            self.value()?;
+            match self.whitespace()? {
+                b',' => self.pos += 1,
+                b'}' => {
+                    self.pos += 1;
+                    return Ok(());
+                }
+                _ => return Err(Stop::Other),
+            }
+        }
+    }
+
+    /// The rest of a string whose opening quote was taken.
+    fn string(&mut self) -> Result<(), Stop> {
+        loop {
+            // Most bytes of a string are plain: skip them in a tight loop.
+            let rest = &self.buf[self.pos..];
+            let plain = rest.iter().position(|&b| b == b'"' || b == b'\\' || b < 0x20);
+            self.pos += plain.unwrap_or(rest.len());
+            let byte = self.peek()?;
+            self.pos += 1;
+            match byte {
+                b'"' => return Ok(()),
+                b'\\' => match self.peek()? {
+                    b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't' => self.pos += 1,
+                    b'u' => {
+                        let digits = self.buf.get(self.pos + 1..self.pos + 5).ok_or(Stop::Incomplete)?;
+                        let text = std::str::from_utf8(digits).map_err(|_| Stop::Other)?;
+                        let unit = u16::from_str_radix(text, 16).map_err(|_| Stop::Other)?;
+                        if !digits.iter().all(u8::is_ascii_hexdigit) || (0xD800..=0xDFFF).contains(&unit) {
+                            return Err(Stop::Other);
+                        }
+                        self.pos += 5;
+                    }
+                    _ => return Err(Stop::Other),
+                },
+                0x00..=0x1f => return Err(Stop::Other),
+                _ => {}
+            }
+        }
+    }
+
+    fn value(&mut self) -> Result<(), Stop> {
+        match self.whitespace()? {
+            b'"' => {
+                self.pos += 1;
+                self.string()
+            }
+            b'n' => {
+                let word = self.buf.get(self.pos..self.pos + 4).ok_or(Stop::Incomplete)?;
+                if word != b"null" {
+                    return Err(Stop::Other);
+                }
+                self.pos += 4;
+                Ok(())
+            }
+            b'-' | b'0'..=b'9' => self.integer(),
+            _ => Err(Stop::Other),
+        }
+    }
+
+    fn integer(&mut self) -> Result<(), Stop> {
+        if self.peek()? == b'-' {
+            self.pos += 1;
+        }
+        let start = self.pos;
+        while self.peek()?.is_ascii_digit() {
+            self.pos += 1;
+        }
+        let digits = &self.buf[start..self.pos];
+        // JSON has no leading zeros; fractions and exponents are not integers.
+        if digits.is_empty() || digits.len() > 18 || (digits.len() > 1 && digits[0] == b'0') {
+            return Err(Stop::Other);
+        }
+        if matches!(self.peek()?, b'.' | b'e' | b'E') {
+            return Err(Stop::Other);
+        }
+        Ok(())
     }
 }
 

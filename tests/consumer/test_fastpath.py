@@ -366,3 +366,94 @@ def test_native_key_hash_is_kafkas_murmur2(key: bytes) -> None:
     from ivmtr_native import key_hash
 
     assert key_hash(key) == murmur2(key) & 0x7FFFFFFF
+
+
+JSON_VALUES = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**70), 2**70)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(),
+    lambda children: (
+        st.lists(children, max_size=2) | st.dictionaries(st.text(), children, max_size=2)
+    ),
+    max_leaves=4,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(st.dictionaries(st.text(max_size=8), JSON_VALUES, max_size=6), min_size=1, max_size=4),
+    st.booleans(),
+    st.integers(1, 64),
+    st.data(),
+)
+def test_native_scanner_agrees_with_the_general_parser_on_any_json(
+    records: list[dict[str, Any]], ascii_only: bool, chunk: int, data: st.DataObject
+) -> None:
+    raws = [json.dumps(record, ensure_ascii=ascii_only).encode() for record in records]
+    if data.draw(st.booleans()):
+        # A byte flipped somewhere: invalid UTF-8, a broken escape or structure.
+        target = data.draw(st.integers(0, len(raws) - 1))
+        at = data.draw(st.integers(0, len(raws[target]) - 1))
+        raws[target] = (
+            raws[target][:at] + bytes([data.draw(st.integers(0, 255))]) + raws[target][at + 1 :]
+        )
+    body = b'{"msgGrpId":"G","msgSerNbr":1,"events":[' + b",".join(raws) + b"]}"
+
+    def items() -> tuple[str, Any]:
+        try:
+            return "items", chunked_items(body, chunk)
+        except Exception as exc:  # the same error either way
+            return type(exc).__name__, str(exc)
+
+    native = items()
+    original = parse.flat_records
+    parse.flat_records = None
+    try:
+        general = items()
+    finally:
+        parse.flat_records = original
+    assert native == general
+
+
+@pytest.mark.parametrize(
+    "record",
+    [
+        b'{"a":"\\ud800"}',
+        b'{"a":"\\udc00x"}',
+        b'{"a":"\\ud83d\\ude00"}',
+        b'{"a":"\\u00e9\\/\\b\\f\\n\\r\\t"}',
+        b'{"a":"\\x"}',
+        b'{"a":"\\u12g4"}',
+        b'{"a":01}',
+        b'{"a":-0}',
+        b'{"a":-}',
+        b'{"a":1.}',
+        b'{"a":1e5}',
+        b'{"a":123456789012345678}',
+        b'{"a":1234567890123456789}',
+        b'{"a":nul}',
+        b'{"a":null,}',
+        b'{"a" "b"}',
+        b'{"a":"\x01"}',
+        b'{"a":"\xff"}',
+        b'{"a":"\xc3\xa9"}',
+        b'{"\xc3":1}',
+        b"{,}",
+    ],
+)
+def test_native_scanner_and_general_parser_agree_on_edge_cases(
+    record: bytes, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    body = b'{"msgGrpId":"G","msgSerNbr":1,"events":[' + record + b"]}"
+
+    def outcome() -> tuple[str, Any]:
+        try:
+            return "items", chunked_items(body, 1 << 20)
+        except Exception as exc:
+            return type(exc).__name__, str(exc)
+
+    native = outcome()
+    monkeypatch.setattr(parse, "flat_records", None)
+    assert native == outcome()

@@ -61,7 +61,9 @@ class Service:
         return f"{self.prefix}{suffix}"
 
     def logs(self) -> str:
-        return self.log_path.read_text(errors="replace")
+        """The complete lines logged so far (a line being written is left for later)."""
+        text = self.log_path.read_text(errors="replace")
+        return text[: text.rfind("\n") + 1]
 
 
 def start_service(
