@@ -55,6 +55,7 @@ class IngestSummary:
     campaign_scans: Counter[str] = field(default_factory=Counter)
     campaign_deliveries: Counter[str] = field(default_factory=Counter)
     body_bytes: int = 0
+    fast_path_records: int = 0
     duplicate: bool = False
     status: str = "PUBLISHED"
     problems: list[str] = field(default_factory=list)
@@ -294,6 +295,7 @@ class _MessageRun:
         assert delivery is not None
         summary, envelope = self.summary, self.pipeline.envelope
         summary.body_bytes = self.pipeline.bytes_parsed
+        summary.fast_path_records = self.pipeline.fast_records
         digest = self.sha256.hexdigest()
         prior = delivery.prior
         if prior is not None and prior["content_sha256"] == digest:

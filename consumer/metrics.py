@@ -53,6 +53,12 @@ class Metrics:
             ["feed", "kind", "outcome"],
             registry=registry,
         )
+        self.fast_path_records = Counter(
+            "ivmtr_fast_path_records",
+            "Records the native fast path took whole (the rest took the Python path).",
+            ["feed"],
+            registry=registry,
+        )
         self.dead_letters = Counter(
             "ivmtr_dead_letters",
             "Dead-lettered records by the field at fault (record when none).",

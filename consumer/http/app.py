@@ -57,6 +57,7 @@ def record_outcome(metrics: Metrics, feed: str, summary: IngestSummary, elapsed:
     metrics.commit_seconds.observe(summary.commit_seconds)
     for (kind, outcome), count in summary.records_by_kind.items():
         metrics.records.labels(feed, kind, outcome).inc(count)
+    metrics.fast_path_records.labels(feed).inc(summary.fast_path_records)
     for field_name, count in summary.rejected_by_field.items():
         metrics.dead_letters.labels(feed, field_name).inc(count)
     for problem in summary.problem_codes:

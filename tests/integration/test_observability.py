@@ -49,6 +49,9 @@ async def test_metrics_follow_the_pushes(client: httpx.AsyncClient, service: Ser
     assert delta("ivmtr_records_total", feed="obs", kind="piece", outcome="published") == 2
     assert delta("ivmtr_records_total", feed="obs", kind="piece", outcome="rejected") == 1
     assert delta("ivmtr_records_total", feed="obs", kind="handling_unit", outcome="published") == 1
+    # PIECE and TRAY took the native fast path; LDE (a ±hhmm offset and a nested member)
+    # and the bad record the Python path.
+    assert delta("ivmtr_fast_path_records_total", feed="obs") == 2
     assert delta("ivmtr_dead_letters_total", feed="obs", field="scanDatetime") == 1
     assert delta("ivmtr_message_problems_total", feed="obs", problem="rec_cnt_mismatch") == 1
     assert delta("ivmtr_received_bytes_total", feed="obs") == len(body)
