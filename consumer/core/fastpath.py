@@ -59,6 +59,15 @@ class MessageEncoder(Protocol):
         """``encode`` of each record, in one call that works without holding the GIL."""
 
 
+_I128 = 2**127
+
+
+def _clamp(bound: int) -> int:
+    # The native side compares serial numbers of up to 36 digits (< 2**127) as i128; a
+    # bound beyond that range compares the same when clamped to it.
+    return max(-_I128, min(bound, _I128 - 1))
+
+
 def layout_digest(schema: Schema) -> str:
     """SHA-256 of the schema's canonical form without the ``record`` field's own fields."""
     parsed = copy.deepcopy(schema.parsed)
@@ -188,7 +197,7 @@ class ScanFastPath:
                 (
                     rule.campaign,
                     sorted(rule.mailer_ids),
-                    list(rule.serial_ranges),
+                    [(_clamp(low), _clamp(high)) for low, high in rule.serial_ranges],
                     sorted(rule.stids),
                     sorted(rule.job_ids),
                     sorted(rule.mailing_group_ids),

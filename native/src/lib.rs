@@ -30,6 +30,8 @@ const BUNDLE: u8 = 1;
 const HANDLING_UNIT: u8 = 2;
 const CONTAINER: u8 = 3;
 const KIND_NAMES: [&str; 4] = ["piece", "bundle", "handling_unit", "container"];
+/// Members beyond the record schema's that the fast path takes in one record.
+const MAX_EXTRA: usize = 64;
 
 /// The fields the fast path reads by name; `Fields::text` takes their positions here.
 const KNOWN: [&str; 27] = [
@@ -108,7 +110,8 @@ impl RecordLayout {
     }
 }
 
-/// FNV-1a: field names are short and trusted, so SipHash's cost buys nothing here.
+/// FNV-1a: the table holds only a schema's own field names, fixed at start, so keys of a
+/// record looked up in it cannot degrade it; SipHash's cost would buy nothing.
 #[derive(Default)]
 struct FnvHasher(u64);
 
@@ -544,7 +547,8 @@ impl MessageContext {
                 }
                 None => match value {
                     Value::Str(text) if !Self::too_long(encoder, text) => {
-                        if extra.iter().any(|(seen, _)| *seen == name.as_ref()) {
+                        // The repeat check is linear: many extra members go the Python way.
+                        if extra.len() >= MAX_EXTRA || extra.iter().any(|(seen, _)| *seen == name.as_ref()) {
                             return Ok(Taken::Python);
                         }
                         extra.push((name.as_ref(), text.as_ref()));

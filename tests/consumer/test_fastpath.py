@@ -55,6 +55,7 @@ RULES = (
     CampaignRule("by-stid", stids=frozenset({"040", "300"})),
     CampaignRule("", job_ids=frozenset({"J123456"})),  # an empty name falls to the feed's
     CampaignRule("by-tray", mailer_ids=frozenset({"123456"})),
+    CampaignRule("beyond-i128", serial_ranges=((-(10**50), -1), (10**40, 10**50))),
 )
 
 Result = tuple[RecordKind, str, bytes, bool, str | None]
@@ -457,3 +458,11 @@ def test_native_scanner_and_general_parser_agree_on_edge_cases(
     native = outcome()
     monkeypatch.setattr(parse, "flat_records", None)
     assert native == outcome()
+
+
+def test_a_record_with_many_extra_members_goes_the_python_way() -> None:
+    # The native repeat check over extra members is linear: it takes only a few of them.
+    few = orjson.dumps({**PIECE, **{f"extra{n}": "x" for n in range(10)}})
+    many = orjson.dumps({**PIECE, **{f"extra{n}": "x" for n in range(100)}})
+    assert agree(few)
+    assert fast_path(many, 0) is None and python_path(many, 0) is not None
