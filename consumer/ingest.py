@@ -263,7 +263,9 @@ class _MessageRun:
     ) -> None:
         """Add a chunk's messages to the transaction, opening it first if need be."""
         if self.delivery is None and (messages or last):
-            self.delivery = await self._open(stack)
+            # The first chunk's messages go to Kafka together with the claim.
+            self.delivery = await self._open(stack, messages)
+            return
         if not messages:
             return
         assert self.delivery is not None
@@ -271,7 +273,9 @@ class _MessageRun:
         async with asyncio.timeout(self.ingest.kafka_timeout_s):
             await self.delivery.add_many(messages)
 
-    async def _open(self, stack: contextlib.AsyncExitStack) -> Delivery:
+    async def _open(
+        self, stack: contextlib.AsyncExitStack, first: Sequence[KafkaMessage]
+    ) -> Delivery:
         envelope = self.pipeline.envelope
         assert envelope.msg_grp_id is not None and envelope.msg_ser_nbr is not None
         self.summary.msg_grp_id, self.summary.msg_ser_nbr = (
@@ -280,7 +284,9 @@ class _MessageRun:
         )
         key = message_key(envelope.msg_grp_id, envelope.msg_ser_nbr)
         started = self.receipt("STARTED", content_sha256=None)
-        delivery = await stack.enter_async_context(self.ingest.publisher.delivery(key, started))
+        delivery = await stack.enter_async_context(
+            self.ingest.publisher.delivery(key, started, first)
+        )
         log.debug(
             "message transaction open",
             key=key,

@@ -145,15 +145,27 @@ class PartitionedBatches:
         batch.close()
         with kafka_errors():
             future = await self._producer.send_batch(batch, slot[0], partition=slot[1])
+        # Seen here, a failure is also raised by flush(); unseen (an aborted transaction's
+        # batches) it would be logged as never retrieved.
+        future.add_done_callback(_retrieve)
         self._pending.append(future)
+
+    async def submit(self) -> None:
+        """Hand every open batch to the producer now, without waiting for the broker."""
+        for slot in list(self._open):
+            await self._submit(slot)
 
     async def flush(self) -> None:
         """Submit every open batch and wait until the broker acknowledged all of them."""
-        for slot in list(self._open):
-            await self._submit(slot)
+        await self.submit()
         with kafka_errors():
             await asyncio.gather(*self._pending)
         self._pending.clear()
+
+
+def _retrieve(future: asyncio.Future[Any]) -> None:
+    if not future.cancelled():
+        future.exception()
 
 
 def _append(batch: Any, message: KafkaMessage) -> bool:

@@ -132,11 +132,15 @@ class Publisher:
         return producer
 
     @contextlib.asynccontextmanager
-    async def delivery(self, key: str, started: Mapping[str, Any]) -> AsyncIterator[Delivery]:
+    async def delivery(
+        self, key: str, started: Mapping[str, Any], first: Sequence[KafkaMessage] = ()
+    ) -> AsyncIterator[Delivery]:
         """Open the transaction of ``key``; commit on a clean exit unless discarded, else abort.
 
-        ``started`` is the STARTED receipt written first. The caller adds the final receipt
-        under the same key (``Delivery.receipt`` keeps it for the local view).
+        ``started`` is the STARTED receipt written first. ``first`` are messages of the
+        transaction already at hand: they go to Kafka with the STARTED receipt, in one
+        round of requests, instead of after it. The caller adds the final receipt under
+        the same key (``Delivery.receipt`` keeps it for the local view).
         """
         if not self._started:
             raise KafkaUnavailable("publisher is not started")
@@ -148,7 +152,7 @@ class Publisher:
         except TimeoutError as exc:
             raise PublishTimeout(f"delivery slot {slot} stayed busy") from exc
         try:
-            producer, batches, claimed_at = await self._claim(slot, key, started)
+            producer, batches, claimed_at = await self._claim(slot, key, started, first)
             try:
                 prior = self.log.get(key)
                 delivery = Delivery(key, slot, prior, batches)
@@ -194,7 +198,7 @@ class Publisher:
                 raise
 
     async def _claim(
-        self, slot: int, key: str, started: Mapping[str, Any]
+        self, slot: int, key: str, started: Mapping[str, Any], first: Sequence[KafkaMessage]
     ) -> tuple[TransactionalProducer, PartitionedBatches, int]:
         claim = self.topics.deliveries.message(key, started, partition=slot)
         for attempt in range(_CLAIM_ATTEMPTS):
@@ -203,6 +207,10 @@ class Publisher:
                     producer = await self._producer(slot)
                     batches = await producer.begin()
                     try:
+                        # Handed over before the claim, so that the producer adds all their
+                        # partitions to the transaction and sends them with it, in one go.
+                        await batches.add_many(first)
+                        await batches.submit()
                         offset = await batches.send_now(claim)
                         await self.log.caught_up(slot, offset, self._timeout_s)
                     except BaseException:
