@@ -31,7 +31,8 @@ What it does, in order:
    - latency: 100-event messages at a steady 100 messages/s for ``--latency-seconds``
      (default 15) on an open-loop schedule (message i is sent at t0 + i/rate whatever
      the earlier answers did), latency measured from the scheduled send time to the 200;
-     p50, p99, max, and any non-200 answer.
+     p50, p99, max, p99 per second of the run (a stall shows as a run of slow seconds),
+     and any non-200 answer.
    - memory, on a freshly started service: VmRSS at ready, VmRSS sampled every 50 ms
      and VmHWM (reset through /proc/<pid>/clear_refs first) while it takes one
      300,000-event message (``--memory-events``), and VmRSS 3 s after the 200.
@@ -583,6 +584,7 @@ async def run_latency(
     headers = push_headers(scenario.gzip)
     answers = Answers()
     latencies: list[float] = []  # from the scheduled send time to the answer
+    by_second: dict[int, list[float]] = {}  # the same, by the second of the run it was sent in
     send_lag: list[float] = []  # how late the client started each send
     in_flight = 0
     most_in_flight = 0
@@ -602,6 +604,7 @@ async def run_latency(
                 done = time.perf_counter()
                 if answers.take(answer.status, answer.body, events_in(scenario, index)):
                     latencies.append(done - at)
+                    by_second.setdefault(int(at - t0), []).append(done - at)
             except HTTP_ERRORS as exc:
                 answers.failures.append(f"{type(exc).__name__}: {exc}")
             finally:
@@ -640,6 +643,10 @@ async def run_latency(
         "p99_ms": round(percentile(ms, 0.99), 2),
         "max_ms": round(ms[-1], 2) if ms else math.nan,
         "mean_ms": round(statistics.fmean(ms), 2) if ms else math.nan,
+        # Where the tail is: a pile-up after a stall shows as a run of slow seconds.
+        "p99_ms_by_second": [
+            round(percentile(sorted(v), 0.99) * 1000, 1) for _, v in sorted(by_second.items())
+        ],
         "client_send_lag_ms": {
             "p99": round(percentile(sorted(send_lag), 0.99) * 1000, 2),
             "max": round(max(send_lag, default=0) * 1000, 2),
@@ -1284,7 +1291,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                     scenarios["latency"] = runner.run(
                         run_latency(service, password, inputs["latency"], plan.rate)
                     )
-                    print(f"  p99 {scenarios['latency']['p99_ms']:.1f} ms")
+                    latency = scenarios["latency"]
+                    print(f"  p99 {latency['p99_ms']:.1f} ms; by second of the run:")
+                    print("   ", " ".join(f"{v:g}" for v in latency["p99_ms_by_second"]))
                 services["a"] = {"rss_end_mb": round(rss_bytes(service.pid) / MB, 1)}
             finally:
                 services.setdefault("a", {})["exit_code"] = service.stop()
