@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import ssl
 import sys
 
@@ -60,6 +61,11 @@ def serve(host: str | None, port: int | None) -> None:
     if config.ssl is not None:
         # uvicorn takes the library default; we promise TLS 1.2 or newer.
         config.ssl.minimum_version = ssl.TLSVersion.TLSv1_2
+    # Modules, schemas and the app (~68,000 objects) live as long as the process. Frozen,
+    # a full collection no longer walks them: under 100 messages/s one paused the event
+    # loop for 47 ms before the freeze and 5 ms after (a gc.callbacks probe).
+    gc.collect()
+    gc.freeze()
     uvicorn.Server(config).run()
 
 
