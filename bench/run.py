@@ -446,7 +446,8 @@ def log_findings(log_path: Path) -> dict[str, Any]:
     levels: Counter[str] = Counter()
     notable: Counter[str] = Counter()
     unparsed: list[str] = []
-    for line in log_path.read_text(errors="replace").splitlines():
+    # "\n" only: a JSON line may hold U+2028 raw, which str.splitlines() splits at.
+    for line in log_path.read_text(errors="replace").split("\n"):
         try:
             entry = json.loads(line)
         except ValueError:
