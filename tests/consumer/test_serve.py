@@ -27,7 +27,6 @@ def server_runs(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[dict[str, Any]
         app = server.config.app
         runs.append(
             {
-                "app": app,
                 "frozen": gc.get_freeze_count(),
                 "app_tracked": any(o is app for o in gc.get_objects()),
                 "loop": server.config.loop,
