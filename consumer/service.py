@@ -16,14 +16,20 @@ from pydantic import SecretStr
 from consumer.core.fastpath import FastPathUnavailable, ScanFastPath
 from consumer.core.pipeline import Limits
 from consumer.core.records import RecordKind, RecordShape
-from consumer.feeds import FeedsFileError, FeedTable, authorize, credentials_cached, load_feeds
-from consumer.groups import GroupWatcher
+from consumer.feeds.model import (
+    FeedsFileError,
+    FeedTable,
+    authorize,
+    credentials_cached,
+    load_feeds,
+)
 from consumer.http.admission import Admission
 from consumer.http.body import decoded_body
-from consumer.ingest import IngestSummary, MessageIngest
+from consumer.ingest.group_watch import GroupWatcher
+from consumer.ingest.message import IngestSummary, MessageIngest
+from consumer.ingest.spool import Spool, SpoolEntry, SpoolWorker
 from consumer.metrics import Metrics
 from consumer.settings import Settings, SettingsError
-from consumer.spool import Spool, SpoolEntry, SpoolWorker
 from producer import (
     KafkaConfig,
     Publisher,

@@ -4,7 +4,7 @@
         piece = await client.piece("0004069951599001910222082810103")
         records = piece.push_records()   # push-feed shaped, for validation and enrichment
 
-The local emulator (``consumer.api.emulator``, Starlette + uvicorn) is not imported here.
+The local emulator (``consumer.simulator.api_emulator``, Starlette + uvicorn) is not imported here.
 """
 
 from consumer.api.client import TOOLKIT_CLIENT_ID, ApiConfig, Environment, MailTrackingClient

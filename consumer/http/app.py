@@ -20,7 +20,7 @@ from starlette.routing import Route
 from consumer.errors import IngestError, Unavailable, UnknownFeed, UnsupportedMediaType
 from consumer.http.body import timed_body
 from consumer.http.openapi import openapi_document
-from consumer.ingest import IngestSummary
+from consumer.ingest.message import IngestSummary
 from consumer.metrics import Metrics
 from consumer.service import IngestService
 from consumer.settings import Settings

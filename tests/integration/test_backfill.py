@@ -9,11 +9,11 @@ import orjson
 import pytest
 
 from consumer.api.client import ApiConfig, MailTrackingClient
-from consumer.api.emulator import ApiEmulator, api_pieces_for
-from consumer.backfill import backfill
+from consumer.ingest.backfill import backfill
 from consumer.service import kafka_config, record_shapes
 from consumer.settings import load_settings
 from consumer.simulator import MailingSpec, generate_records, message_group
+from consumer.simulator.api_emulator import ApiEmulator, api_pieces_for
 from producer import Publisher, TopicTable
 from tests.integration.conftest import BOOTSTRAP, Service, consume, message_group_id
 

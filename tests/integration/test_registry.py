@@ -33,9 +33,9 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaConnectionError
 from click.testing import CliRunner
 
+from consumer.cli.schemas import schemas
 from consumer.core.pipeline import DeadLetter, MessagePipeline, ScanEvent
 from consumer.core.records import RecordKind
-from consumer.schemas_cli import schemas
 from consumer.service import record_shapes
 from consumer.simulator import MailingSpec, generate_records
 from producer import TopicTable
@@ -201,7 +201,7 @@ def test_the_registered_text_is_stable_plain_avro() -> None:
 
 
 def delivery_receipt() -> dict[str, Any]:
-    """A message receipt as consumer.ingest writes it."""
+    """A message receipt as consumer.ingest.message writes it."""
     return {
         "kind": "MESSAGE",
         "status": "PUBLISHED",

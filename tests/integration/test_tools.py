@@ -16,10 +16,10 @@ import orjson
 import pytest
 from click.testing import CliRunner, Result
 
-from consumer.feeds import hash_password
+from consumer.cli.simulate import simulate
+from consumer.cli.tail import tail
+from consumer.feeds.model import hash_password
 from consumer.simulator import MailingSpec, generate_records, record_kind
-from consumer.simulator_cli import simulate
-from consumer.tail_cli import tail
 from tests.integration.conftest import (
     BOOTSTRAP,
     Service,

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-from consumer.schemas_cli import schemas
+from consumer.cli.schemas import schemas
 from producer import TopicTable
 from producer.compatibility import (
     check_backward,

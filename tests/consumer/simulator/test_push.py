@@ -18,7 +18,8 @@ import orjson
 import pytest
 from click.testing import CliRunner
 
-from consumer import simulator_cli
+from consumer.cli import simulate as simulate_cli
+from consumer.cli.simulate import simulate
 from consumer.simulator import MailingSpec
 from consumer.simulator.push import (
     DeliverySummary,
@@ -34,7 +35,6 @@ from consumer.simulator.push import (
     user_agent,
     write_messages,
 )
-from consumer.simulator_cli import simulate
 
 URL = "http://ingest.test/v1/feeds/demo"
 Handler = Callable[[httpx.Request], httpx.Response]
@@ -375,7 +375,7 @@ def mock_push(monkeypatch: pytest.MonkeyPatch) -> Iterator[Recorder]:
     def patched(*args: Any, **kwargs: Any) -> Any:
         return push_messages(*args, transport=recorder.transport, **kwargs)
 
-    monkeypatch.setattr(simulator_cli, "push_messages", patched)
+    monkeypatch.setattr(simulate_cli, "push_messages", patched)
     yield recorder
 
 

@@ -15,7 +15,7 @@ import pytest
 from consumer.core.pipeline import DeadLetter, MessagePipeline, ScanEvent
 from consumer.core.records import RecordKind
 from consumer.service import record_shapes
-from consumer.tail import (
+from consumer.tail.reader import (
     TailedRecord,
     TailFilter,
     json_line,

@@ -10,8 +10,8 @@ import click
 import orjson
 from tqdm import tqdm
 
-from consumer.api_cli import api_config, api_options
-from consumer.cli_context import cli_settings
+from consumer.cli.api import api_config, api_options
+from consumer.cli.context import cli_settings
 
 __all__ = ["backfill_command"]
 
@@ -36,7 +36,7 @@ def backfill_command(
     drop repeats. Exit code 1 when any piece could not be fetched or published.
     """
     from consumer.api.client import MailTrackingClient
-    from consumer.backfill import backfill
+    from consumer.ingest.backfill import backfill
     from consumer.service import kafka_config, record_shapes
     from producer import Publisher, TopicTable
 

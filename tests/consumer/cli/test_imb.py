@@ -8,7 +8,7 @@ import orjson
 import pytest
 from click.testing import CliRunner, Result
 
-from consumer.imb_cli import imb
+from consumer.cli.imb import imb
 
 TRACKING = "01234567094987654321"
 ROUTING = "01234567891"

@@ -406,7 +406,7 @@ def test_large_tot_msg_cnt_is_judged_cheaply(
     # In a child with 512 MiB of address space, so the bug cannot take this process down.
     done = subprocess.run(
         [sys.executable, "-c", _JUDGE_IN_A_BOX, str(tot_msg_cnt), str(now_ms)],
-        cwd=Path(__file__).resolve().parents[2],
+        cwd=Path(__file__).resolve().parents[3],
         capture_output=True,
         text=True,
         timeout=10,

@@ -7,7 +7,7 @@ import asyncio
 import click
 import orjson
 
-from consumer.cli_context import cli_settings
+from consumer.cli.context import cli_settings
 from consumer.core.report import CampaignReport, ReportRow
 
 __all__ = ["campaigns_command", "format_rows"]
@@ -59,7 +59,7 @@ def campaigns_command(fmt: str) -> None:
     Reads every committed event of the piece-scan topic.
     """
     from consumer.service import registered_schemas
-    from consumer.tail import tail_topic
+    from consumer.tail.reader import tail_topic
     from producer import TopicTable
 
     settings = cli_settings()

@@ -1,4 +1,4 @@
-"""Tests for consumer.spool: durable spooled bodies and the worker that publishes them."""
+"""Tests for consumer.ingest.spool: durable spooled bodies and the worker that publishes them."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from consumer.errors import (
     Unavailable,
 )
 from consumer.http.admission import Overloaded
-from consumer.spool import Spool, SpoolEntry, SpoolWorker
+from consumer.ingest.spool import Spool, SpoolEntry, SpoolWorker
 
 MIB = 1 << 20
 RETRY_S = 0.01

@@ -35,7 +35,7 @@ from consumer.core.imb import (
     split_imb,
 )
 
-USPS_CSV = Path(__file__).parents[1] / "data" / "usps-imb-encoder-test-cases.csv"
+USPS_CSV = Path(__file__).parents[2] / "data" / "usps-imb-encoder-test-cases.csv"
 # The file as published, CR CR LF line endings included (imb.md 2.3); a checkout
 # that normalised line endings (see .gitattributes) fails here first.
 USPS_CSV_SHA256 = "ed82954a46204a817ea8a1206478771ba06f996d44396ca746d1fc6a1873af2d"

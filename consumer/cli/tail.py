@@ -2,7 +2,7 @@
 
 Arguments become settings (``--config`` of the root command, then the environment, then this
 command's options), a topic name and a `TailFilter`; reading and formatting live in
-`consumer.tail`. Ctrl-C ends ``--follow`` with status 0.
+`consumer.tail.reader`. Ctrl-C ends ``--follow`` with status 0.
 """
 
 from __future__ import annotations
@@ -11,9 +11,9 @@ import asyncio
 
 import click
 
-from consumer.cli_context import cli_settings
+from consumer.cli.context import cli_settings
 from consumer.service import registered_schemas
-from consumer.tail import (
+from consumer.tail.reader import (
     TailError,
     TailFilter,
     json_line,

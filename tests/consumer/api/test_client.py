@@ -29,8 +29,7 @@ from consumer.api import (
     PieceNotFound,
     RuleViolation,
 )
-from consumer.api.emulator import ApiEmulator, api_field_name, api_pieces, emulator_server
-from consumer.api_cli import (
+from consumer.cli.api import (
     ApiConfigError,
     api,
     api_emulator,
@@ -41,6 +40,7 @@ from consumer.api_cli import (
 from consumer.core.records import RecordKind
 from consumer.core.validate import ValidRecord, validate_record
 from consumer.service import record_shapes
+from consumer.simulator.api_emulator import ApiEmulator, api_field_name, api_pieces, emulator_server
 from consumer.simulator.generate import MailingSpec, piece_records
 
 SPEC = MailingSpec(pieces=40, seed=7)
@@ -878,7 +878,7 @@ def test_load_api_config_names_the_missing_variable(environ: dict[str, str], nam
 def test_cli_api_emulator_serves_a_simulated_mailing(monkeypatch: pytest.MonkeyPatch) -> None:
     calls: list[tuple[str, int, ApiEmulator]] = []
     monkeypatch.setattr(
-        "consumer.api.emulator.serve_emulator",
+        "consumer.simulator.api_emulator.serve_emulator",
         lambda host, port, data: calls.append((host, port, data)),
     )
     result = CliRunner().invoke(api_emulator, ["--port", "8123", "--pieces", "20", "--seed", "3"])

@@ -268,7 +268,7 @@ def api_emulator(
     host: str, port: int, pieces: int, seed: int, username: str, password: str, token_ttl: float
 ) -> None:
     """Serve a local IV-MTR Mail Tracking API over a simulated mailing (for demos and tests)."""
-    from consumer.api.emulator import ApiEmulator, api_pieces_for, serve_emulator
+    from consumer.simulator.api_emulator import ApiEmulator, api_pieces_for, serve_emulator
     from consumer.simulator.generate import MailingSpec
 
     data = api_pieces_for(MailingSpec(pieces=pieces, seed=seed))

@@ -1,4 +1,4 @@
-"""The ``ivmtr-stream`` command line: arguments to settings, then the right entry point."""
+"""``serve`` runs the ingest service; ``topics create`` makes its Kafka topics."""
 
 from __future__ import annotations
 
@@ -9,25 +9,13 @@ import sys
 
 import click
 
-from consumer.cli_context import cli_settings as _settings
+from consumer.cli.context import cli_settings as _settings
 from consumer.settings import SettingsError
 
-__all__ = ["main"]
+__all__ = ["serve", "topics"]
 
 
-@click.group()
-@click.version_option(package_name="ivmtr-stream")
-@click.option(
-    "--config",
-    type=click.Path(dir_okay=False),
-    default=None,
-    help="TOML file of settings (keys as in the README table, lower case, without IVMTR_).",
-)
-def main(config: str | None) -> None:
-    """USPS IV-MTR push feeds in, validated and IMb-enriched Avro scan events out on Kafka."""
-
-
-@main.command()
+@click.command()
 @click.option("--host", default=None, help="Listen address (IVMTR_HOST).")
 @click.option("--port", type=int, default=None, help="Listen port (IVMTR_PORT).")
 def serve(host: str | None, port: int | None) -> None:
@@ -69,7 +57,7 @@ def serve(host: str | None, port: int | None) -> None:
     uvicorn.Server(config).run()
 
 
-@main.group()
+@click.group()
 def topics() -> None:
     """Manage the service's Kafka topics."""
 
@@ -85,30 +73,3 @@ def topics_create() -> None:
     created = asyncio.run(ensure_topics(settings.kafka_bootstrap_servers, specs))
     for spec in specs:
         click.echo(f"{spec.name}\t{'created' if spec.name in created else 'exists'}")
-
-
-def _register_subcommands() -> None:
-    # Imported here so that `ivmtr-stream --help` does not build the IMb tables twice.
-    from consumer.api_cli import api_emulator, lookup, piece
-    from consumer.auth_cli import dev_credentials, hash_password_command
-    from consumer.backfill_cli import backfill_command
-    from consumer.campaigns_cli import campaigns_command
-    from consumer.imb_cli import imb
-    from consumer.schemas_cli import schemas
-    from consumer.simulator_cli import simulate
-    from consumer.tail_cli import tail
-
-    main.add_command(imb)
-    main.add_command(hash_password_command)
-    main.add_command(dev_credentials)
-    main.add_command(piece)
-    main.add_command(lookup)
-    main.add_command(api_emulator)
-    main.add_command(backfill_command)
-    main.add_command(simulate)
-    main.add_command(tail)
-    main.add_command(campaigns_command)
-    main.add_command(schemas)
-
-
-_register_subcommands()

@@ -14,10 +14,10 @@ from click.testing import CliRunner
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from consumer.auth_cli import dev_credentials, hash_password_command
+from consumer.cli.auth import dev_credentials, hash_password_command
 from consumer.core.records import RecordKind
 from consumer.errors import IngestError, UnknownFeed
-from consumer.feeds import (
+from consumer.feeds.model import (
     WWW_AUTHENTICATE,
     Feed,
     FeedsFileError,
@@ -36,7 +36,7 @@ from consumer.feeds import (
     verify_password,
 )
 
-EXAMPLE = Path(__file__).parents[2] / "examples" / "feeds.toml"
+EXAMPLE = Path(__file__).parents[3] / "examples" / "feeds.toml"
 FAST = {"n": 2**10, "r": 8, "p": 1}
 LETTERS_PASSWORD = "letters-secret-Pa55"
 FLATS_PASSWORD = "flats-secret-Pa55w0rd"

@@ -1,0 +1,1 @@
+"""Reading the service's topics back as a subscriber would: ``ivmtr-stream tail`` and reports."""
