@@ -9,7 +9,7 @@ inputs: our encode, reportlab's encode (object plus ``.barcodes``) and our
 decode (reportlab has no decoder). Each round times all three in turn and the
 best of ``--repeat`` rounds counts, so a busy neighbour on the machine hurts
 the rates less; the median round is reported too. Rates are barcodes per second
-on one core.
+on one core. ``--n 200 --repeat 1`` checks that it runs (under a second).
 """
 
 from __future__ import annotations

@@ -1,10 +1,10 @@
-"""Superseded by bench/run.py, the end-to-end benchmark; kept so ``make bench`` keeps working.
+"""Superseded by bench/run.py, the end-to-end benchmark; kept for command lines that name it.
 
-    .venv/bin/python bench/ingest.py [--quick] [--events N] [--skip-kcat]   # = bench/run.py
+    .venv/bin/python bench/ingest.py [--quick | --tiny] [--events N] [--skip-kcat]  # = bench/run.py
 
 The old harness ran the service without a feeds file (which it now refuses) and compared it
 with a bare aiokafka producer; bench/run.py runs it as in production and compares it with
-kcat. Every argument is passed on.
+kcat. Every argument is passed on (``make bench`` runs bench/run.py itself).
 """
 
 from __future__ import annotations
