@@ -13,7 +13,7 @@ from pathlib import Path
 
 import click
 
-from consumer.feeds.model import (
+from consumer.feeds import (
     DEV_FEED,
     FeedsFileError,
     generate_dev_credentials,

@@ -1,1 +1,50 @@
-"""The feeds file: who may push to which feed, and where each feed's records go."""
+"""The feeds file: who may push to which feed, and from where; Basic-auth checks.
+
+A feeds file (TOML, see ``examples/feeds.toml``) names every feed, i.e. the ``{feed}``
+of ``POST /v1/feeds/{feed}``. ``load_feeds`` reads and checks it once at start-up;
+``authorize`` then decides each request from plain values (no HTTP framework here).
+
+    model       Feed, FeedTable, load_feeds, parse_feeds: the file and its checks
+    campaigns   the ``[[campaigns]]`` rules of the file
+    networks    allowed networks, trusted proxies, X-Forwarded-For: client_address
+    passwords   scrypt hashes, verify_password and the cache of successes
+    access      authorize, basic_credentials, credentials_cached: one request's check
+    dev         generate_dev_credentials: a development feeds file
+    errors      FeedsFileError, Unauthorized, Forbidden
+
+Only ``load_feeds`` and ``generate_dev_credentials`` touch the file system; everything
+else is pure apart from the verification cache.
+"""
+
+from consumer.feeds.access import authorize, basic_credentials, credentials_cached
+from consumer.feeds.dev import DEV_FEED, DEV_USER, generate_dev_credentials, password_file
+from consumer.feeds.errors import WWW_AUTHENTICATE, FeedsFileError, Forbidden, Unauthorized
+from consumer.feeds.model import FEED_NAME, TOPIC_KEYS, Feed, FeedTable, load_feeds, parse_feeds
+from consumer.feeds.networks import IPAddress, IPNetwork, client_address
+from consumer.feeds.passwords import clear_verification_cache, hash_password, verify_password
+
+__all__ = [
+    "DEV_FEED",
+    "DEV_USER",
+    "FEED_NAME",
+    "TOPIC_KEYS",
+    "WWW_AUTHENTICATE",
+    "Feed",
+    "FeedTable",
+    "FeedsFileError",
+    "Forbidden",
+    "IPAddress",
+    "IPNetwork",
+    "Unauthorized",
+    "authorize",
+    "basic_credentials",
+    "clear_verification_cache",
+    "client_address",
+    "credentials_cached",
+    "generate_dev_credentials",
+    "hash_password",
+    "load_feeds",
+    "parse_feeds",
+    "password_file",
+    "verify_password",
+]

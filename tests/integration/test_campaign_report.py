@@ -13,7 +13,7 @@ import pytest
 from click.testing import CliRunner
 
 from consumer.cli import main
-from consumer.feeds.model import hash_password
+from consumer.feeds import hash_password
 from consumer.simulator import MailingSpec, generate_records, message_group
 from tests.integration.conftest import (
     BOOTSTRAP,

@@ -16,7 +16,7 @@ import httpx
 import orjson
 import pytest
 
-from consumer.feeds.model import hash_password
+from consumer.feeds import hash_password
 from tests.integration.conftest import (
     Service,
     consume,

@@ -18,7 +18,7 @@ from click.testing import CliRunner, Result
 
 from consumer.cli.simulate import simulate
 from consumer.cli.tail import tail
-from consumer.feeds.model import hash_password
+from consumer.feeds import hash_password
 from consumer.simulator import MailingSpec, generate_records, record_kind
 from tests.integration.conftest import (
     BOOTSTRAP,

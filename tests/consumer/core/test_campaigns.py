@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from consumer.core.campaigns import CampaignRule, assign_campaign
 from consumer.core.pipeline import MessagePipeline, ScanEvent
 from consumer.core.report import CampaignReport
-from consumer.feeds.model import FeedsFileError, hash_password, parse_feeds
+from consumer.feeds import FeedsFileError, hash_password, parse_feeds
 from consumer.service import record_shapes
 from consumer.simulator import MailingSpec, generate_records
 

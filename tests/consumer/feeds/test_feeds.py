@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from consumer.cli.auth import dev_credentials, hash_password_command
 from consumer.core.records import RecordKind
 from consumer.errors import IngestError, UnknownFeed
-from consumer.feeds.model import (
+from consumer.feeds import (
     WWW_AUTHENTICATE,
     Feed,
     FeedsFileError,
