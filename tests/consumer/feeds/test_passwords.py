@@ -1,0 +1,93 @@
+"""Password hashes: scrypt parameters, verification, and the cache of successes."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from consumer.feeds import hash_password, verify_password
+from tests.consumer.feeds.samples import FAST, FLATS_HASH, LETTERS_HASH, LETTERS_PASSWORD
+
+
+def test_hash_verify_round_trip() -> None:
+    encoded = hash_password("pässwörd 🔑", **FAST)
+    assert encoded.startswith("scrypt$1024$8$1$")
+    assert verify_password("pässwörd 🔑", encoded)
+    assert not verify_password("passwörd 🔑", encoded)
+
+
+def test_salts_differ() -> None:
+    assert hash_password("same", **FAST) != hash_password("same", **FAST)
+
+
+def test_default_parameters() -> None:
+    encoded = hash_password("x" * 12)
+    assert encoded.startswith("scrypt$16384$8$1$")
+    assert verify_password("x" * 12, encoded)
+
+
+def test_wrong_password() -> None:
+    assert not verify_password("wrong", LETTERS_HASH)
+    assert not verify_password("", LETTERS_HASH)
+
+
+@pytest.mark.parametrize("n", [2**9, 1000, 2**21])
+def test_hash_refuses_parameters_verify_would_refuse(n: int) -> None:
+    with pytest.raises(ValueError, match="scrypt parameters"):
+        hash_password("password", n=n)
+
+
+def test_hash_refuses_an_empty_password() -> None:
+    with pytest.raises(ValueError, match="empty"):
+        hash_password("")
+
+
+@pytest.mark.parametrize(
+    "encoded",
+    [
+        "",
+        "scrypt",
+        "scrypt$$$$$",
+        "scrypt$1024$8$1$$",
+        "scrypt$1024$8$1$!!!!$!!!!",
+        "scrypt$1024$8$1$AAAA$AAAA",
+        "scrypt$1024$0$1$" + LETTERS_HASH.split("$", 4)[4],
+        "scrypt$1024$8$99$" + LETTERS_HASH.split("$", 4)[4],
+        "scrypt$1048576$32$1$" + LETTERS_HASH.split("$", 4)[4],
+        "scrypt$99999999$8$1$" + LETTERS_HASH.split("$", 4)[4],
+        "scrypt$-1024$8$1$" + LETTERS_HASH.split("$", 4)[4],
+        LETTERS_HASH + "$",
+        LETTERS_HASH[:-2],
+        LETTERS_HASH.replace("=", "\u00e9"),
+        "\ud800",
+    ],
+)
+def test_malformed_hashes_never_raise(encoded: str) -> None:
+    assert verify_password(LETTERS_PASSWORD, encoded) is False
+
+
+def test_unencodable_passwords_are_false() -> None:
+    assert verify_password("\ud800", LETTERS_HASH) is False
+
+
+@given(st.text(max_size=200), st.text(max_size=200))
+@settings(max_examples=200, deadline=None)
+def test_verify_never_raises(password: str, encoded: str) -> None:
+    assert verify_password(password, encoded) in (True, False)
+
+
+def test_cache_does_not_accept_a_wrong_password_after_a_right_one() -> None:
+    assert verify_password(LETTERS_PASSWORD, LETTERS_HASH)
+    assert verify_password(LETTERS_PASSWORD, LETTERS_HASH)
+    assert not verify_password(LETTERS_PASSWORD + "x", LETTERS_HASH)
+    assert not verify_password(LETTERS_PASSWORD[:-1], LETTERS_HASH)
+    assert not verify_password(LETTERS_PASSWORD, FLATS_HASH)
+
+
+def test_cache_is_bounded_by_the_hash() -> None:
+    # A new hash of the same password (password rotated in the file) is checked afresh.
+    other = hash_password(LETTERS_PASSWORD, **FAST)
+    assert verify_password(LETTERS_PASSWORD, LETTERS_HASH)
+    assert verify_password(LETTERS_PASSWORD, other)
+    assert not verify_password("x", other)
