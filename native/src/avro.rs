@@ -7,7 +7,9 @@ pub struct Writer {
 
 impl Writer {
     pub fn with_capacity(capacity: usize) -> Self {
-        Writer { out: Vec::with_capacity(capacity) }
+        Writer {
+            out: Vec::with_capacity(capacity),
+        }
     }
 
     /// A long or int: zig-zag, then base-128 varint.

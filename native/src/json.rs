@@ -117,7 +117,9 @@ impl Scan<'_> {
         loop {
             // Most bytes of a string are plain: skip them in a tight loop.
             let rest = &self.buf[self.pos..];
-            let plain = rest.iter().position(|&b| b == b'"' || b == b'\\' || b < 0x20);
+            let plain = rest
+                .iter()
+                .position(|&b| b == b'"' || b == b'\\' || b < 0x20);
             self.pos += plain.unwrap_or(rest.len());
             let byte = self.peek()?;
             self.pos += 1;
@@ -126,10 +128,15 @@ impl Scan<'_> {
                 b'\\' => match self.peek()? {
                     b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't' => self.pos += 1,
                     b'u' => {
-                        let digits = self.buf.get(self.pos + 1..self.pos + 5).ok_or(Stop::Incomplete)?;
+                        let digits = self
+                            .buf
+                            .get(self.pos + 1..self.pos + 5)
+                            .ok_or(Stop::Incomplete)?;
                         let text = std::str::from_utf8(digits).map_err(|_| Stop::Other)?;
                         let unit = u16::from_str_radix(text, 16).map_err(|_| Stop::Other)?;
-                        if !digits.iter().all(u8::is_ascii_hexdigit) || (0xD800..=0xDFFF).contains(&unit) {
+                        if !digits.iter().all(u8::is_ascii_hexdigit)
+                            || (0xD800..=0xDFFF).contains(&unit)
+                        {
                             return Err(Stop::Other);
                         }
                         self.pos += 5;
@@ -149,7 +156,10 @@ impl Scan<'_> {
                 self.string()
             }
             b'n' => {
-                let word = self.buf.get(self.pos..self.pos + 4).ok_or(Stop::Incomplete)?;
+                let word = self
+                    .buf
+                    .get(self.pos..self.pos + 4)
+                    .ok_or(Stop::Incomplete)?;
                 if word != b"null" {
                     return Err(Stop::Other);
                 }

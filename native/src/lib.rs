@@ -102,11 +102,19 @@ struct RecordLayout {
 
 impl RecordLayout {
     fn new(fields: Vec<(String, bool)>) -> Self {
-        let index: HashMap<String, usize, BuildHasherDefault<FnvHasher>> =
-            fields.iter().enumerate().map(|(i, (name, _))| (name.clone(), i)).collect();
+        let index: HashMap<String, usize, BuildHasherDefault<FnvHasher>> = fields
+            .iter()
+            .enumerate()
+            .map(|(i, (name, _))| (name.clone(), i))
+            .collect();
         let known = KNOWN.map(|name| index.get(name).copied());
         let (names, is_int) = fields.into_iter().unzip();
-        RecordLayout { names, is_int, index, known }
+        RecordLayout {
+            names,
+            is_int,
+            index,
+            known,
+        }
     }
 }
 
@@ -120,7 +128,11 @@ impl Hasher for FnvHasher {
         self.0
     }
     fn write(&mut self, bytes: &[u8]) {
-        let mut hash = if self.0 == 0 { 0xcbf2_9ce4_8422_2325 } else { self.0 };
+        let mut hash = if self.0 == 0 {
+            0xcbf2_9ce4_8422_2325
+        } else {
+            self.0
+        };
         for &byte in bytes {
             hash ^= u64::from(byte);
             hash = hash.wrapping_mul(0x0100_0000_01b3);
@@ -190,7 +202,9 @@ impl CampaignRule {
         if !self.job_ids.is_empty() && !in_set(&self.job_ids, keys.job_id) {
             return Some(false);
         }
-        if !self.mailing_group_ids.is_empty() && !in_set(&self.mailing_group_ids, keys.mailing_group_id) {
+        if !self.mailing_group_ids.is_empty()
+            && !in_set(&self.mailing_group_ids, keys.mailing_group_id)
+        {
             return Some(false);
         }
         if !self.serial_ranges.is_empty() {
@@ -202,7 +216,11 @@ impl CampaignRule {
                 return None;
             }
             let number: i128 = serial.parse().ok()?;
-            return Some(self.serial_ranges.iter().any(|&(low, high)| low <= number && number <= high));
+            return Some(
+                self.serial_ranges
+                    .iter()
+                    .any(|&(low, high)| low <= number && number <= high),
+            );
         }
         Some(true)
     }
@@ -245,12 +263,11 @@ impl ScanEncoder {
         max_string_length: usize,
     ) -> PyResult<Self> {
         if record_fields.len() != 4 {
-            return Err(pyo3::exceptions::PyValueError::new_err("record_fields needs the 4 kinds"));
+            return Err(pyo3::exceptions::PyValueError::new_err(
+                "record_fields needs the 4 kinds",
+            ));
         }
-        let layouts = record_fields
-            .into_iter()
-            .map(RecordLayout::new)
-            .collect();
+        let layouts = record_fields.into_iter().map(RecordLayout::new).collect();
         Ok(ScanEncoder {
             layouts,
             handling_event_types,
@@ -278,7 +295,14 @@ impl ScanEncoder {
         received_at: i64,
         kind: Option<u8>,
         campaign: Option<String>,
-        rules: Vec<(String, Vec<String>, Vec<(i128, i128)>, Vec<String>, Vec<String>, Vec<String>)>,
+        rules: Vec<(
+            String,
+            Vec<String>,
+            Vec<(i128, i128)>,
+            Vec<String>,
+            Vec<String>,
+            Vec<String>,
+        )>,
     ) -> MessageContext {
         let mut provenance = Writer::with_capacity(64);
         provenance.index(source);
@@ -293,14 +317,18 @@ impl ScanEncoder {
             campaign,
             rules: rules
                 .into_iter()
-                .map(|(campaign, mailer_ids, serial_ranges, stids, job_ids, mailing_group_ids)| CampaignRule {
-                    campaign,
-                    mailer_ids: mailer_ids.into_iter().collect(),
-                    serial_ranges,
-                    stids: stids.into_iter().collect(),
-                    job_ids: job_ids.into_iter().collect(),
-                    mailing_group_ids: mailing_group_ids.into_iter().collect(),
-                })
+                .map(
+                    |(campaign, mailer_ids, serial_ranges, stids, job_ids, mailing_group_ids)| {
+                        CampaignRule {
+                            campaign,
+                            mailer_ids: mailer_ids.into_iter().collect(),
+                            serial_ranges,
+                            stids: stids.into_iter().collect(),
+                            job_ids: job_ids.into_iter().collect(),
+                            mailing_group_ids: mailing_group_ids.into_iter().collect(),
+                        }
+                    },
+                )
                 .collect(),
         }
     }
@@ -324,9 +352,16 @@ type Encoded<'py> = (u8, String, Bound<'py, PyBytes>, bool, Option<String>);
 impl MessageContext {
     /// The record at `index`, as (kind, key, Avro body, logical delivery, campaign), or
     /// None when the Python path must take it.
-    fn encode<'py>(&self, py: Python<'py>, raw: &[u8], index: i64) -> PyResult<Option<Encoded<'py>>> {
+    fn encode<'py>(
+        &self,
+        py: Python<'py>,
+        raw: &[u8],
+        index: i64,
+    ) -> PyResult<Option<Encoded<'py>>> {
         let encoder = self.encoder.get();
-        let taken = self.event(encoder, raw, index, &mut |text| Self::phase(py, encoder, text))?;
+        let taken = self.event(encoder, raw, index, &mut |text| {
+            Self::phase(py, encoder, text)
+        })?;
         Ok(Self::encoded(py, taken))
     }
 
@@ -338,20 +373,28 @@ impl MessageContext {
         indexes: Vec<i64>,
     ) -> PyResult<Vec<Option<Encoded<'py>>>> {
         if raws.len() != indexes.len() {
-            return Err(pyo3::exceptions::PyValueError::new_err("raws and indexes differ in length"));
+            return Err(pyo3::exceptions::PyValueError::new_err(
+                "raws and indexes differ in length",
+            ));
         }
         let encoder = self.encoder.get();
         let results: Vec<PyResult<Taken>> = py.allow_threads(|| {
             raws.iter()
                 .zip(&indexes)
-                .map(|(raw, &index)| self.event(encoder, raw, index, &mut |text| Ok(Self::cached_phase(encoder, text))))
+                .map(|(raw, &index)| {
+                    self.event(encoder, raw, index, &mut |text| {
+                        Ok(Self::cached_phase(encoder, text))
+                    })
+                })
                 .collect()
         });
         let mut encoded = Vec::with_capacity(results.len());
         for ((result, raw), &index) in results.into_iter().zip(&raws).zip(&indexes) {
             let taken = match result? {
                 // A mailPhase text not seen before: Python names its symbol.
-                Taken::NeedsGil => self.event(encoder, raw, index, &mut |text| Self::phase(py, encoder, text))?,
+                Taken::NeedsGil => self.event(encoder, raw, index, &mut |text| {
+                    Self::phase(py, encoder, text)
+                })?,
                 taken => taken,
             };
             encoded.push(Self::encoded(py, taken));
@@ -427,7 +470,11 @@ fn non_empty(text: &str) -> Option<&str> {
 
 fn is_container_id(text: &str) -> bool {
     let b = text.as_bytes();
-    b.len() == 21 && b.starts_with(b"99M") && b[3..].iter().all(|&c| c.is_ascii_digit() || c.is_ascii_uppercase() || c == b'-')
+    b.len() == 21
+        && b.starts_with(b"99M")
+        && b[3..]
+            .iter()
+            .all(|&c| c.is_ascii_digit() || c.is_ascii_uppercase() || c == b'-')
 }
 
 /// `uuid.UUID(bytes=sha256(identity)[:16], version=5)`, as text.
@@ -480,7 +527,10 @@ impl MessageContext {
         if let Phase::Index(index) = Self::cached_phase(encoder, raw) {
             return Ok(Phase::Index(index));
         }
-        let symbol: Option<String> = encoder.normalise_mail_phase.call1(py, (raw,))?.extract(py)?;
+        let symbol: Option<String> = encoder
+            .normalise_mail_phase
+            .call1(py, (raw,))?
+            .extract(py)?;
         let index = match symbol {
             None => None,
             Some(symbol) => match encoder.mail_phases.get(&symbol) {
@@ -502,7 +552,9 @@ impl MessageContext {
         index: i64,
         phase_of: &mut dyn FnMut(&str) -> PyResult<Phase>,
     ) -> PyResult<Taken> {
-        let Some(record) = json::parse(raw) else { return Ok(Taken::Python) };
+        let Some(record) = json::parse(raw) else {
+            return Ok(Taken::Python);
+        };
         let members = &record.members;
         let kind = match self.kind {
             Some(kind) => kind,
@@ -512,7 +564,10 @@ impl MessageContext {
             },
         };
         let layout = &encoder.layouts[usize::from(kind)];
-        let mut fields = Fields { layout, values: vec![None; layout.names.len()] };
+        let mut fields = Fields {
+            layout,
+            values: vec![None; layout.names.len()],
+        };
         let mut seen = vec![false; layout.names.len()];
         let mut extra: Vec<(&str, &str)> = Vec::new();
         for (name, value) in members {
@@ -527,11 +582,15 @@ impl MessageContext {
                             Value::Null => None,
                             Value::Int(n) => Some(*n),
                             Value::Str(text) if text.is_empty() => None,
-                            Value::Str(text) if is_digits(text) && text.len() <= 10 => text.parse().ok(),
+                            Value::Str(text) if is_digits(text) && text.len() <= 10 => {
+                                text.parse().ok()
+                            }
                             _ => return Ok(Taken::Python),
                         };
                         match number {
-                            Some(n) if !(-(1i64 << 31)..(1i64 << 31)).contains(&n) => return Ok(Taken::Python),
+                            Some(n) if !(-(1i64 << 31)..(1i64 << 31)).contains(&n) => {
+                                return Ok(Taken::Python)
+                            }
                             Some(n) => fields.values[i] = Some(Field::Int(n)),
                             None => {}
                         }
@@ -548,7 +607,9 @@ impl MessageContext {
                 None => match value {
                     Value::Str(text) if !Self::too_long(encoder, text) => {
                         // The repeat check is linear: many extra members go the Python way.
-                        if extra.len() >= MAX_EXTRA || extra.iter().any(|(seen, _)| *seen == name.as_ref()) {
+                        if extra.len() >= MAX_EXTRA
+                            || extra.iter().any(|(seen, _)| *seen == name.as_ref())
+                        {
                             return Ok(Taken::Python);
                         }
                         extra.push((name.as_ref(), text.as_ref()));
@@ -559,8 +620,12 @@ impl MessageContext {
         }
 
         // Validation: anything the Python path would reject is left to it.
-        let Some(scan_text) = fields.truthy(SCAN_DATETIME) else { return Ok(Taken::Python) };
-        let Some(scan_time) = scantime::parse(scan_text) else { return Ok(Taken::Python) };
+        let Some(scan_text) = fields.truthy(SCAN_DATETIME) else {
+            return Ok(Taken::Python);
+        };
+        let Some(scan_time) = scantime::parse(scan_text) else {
+            return Ok(Taken::Python);
+        };
         let handling = fields.truthy(HANDLING_EVENT_TYPE);
         let handling_entry = match handling {
             Some(code) => match encoder.handling_event_types.get(code) {
@@ -578,8 +643,12 @@ impl MessageContext {
         let mut imb = None;
         let object_id: &str = match kind {
             PIECE | BUNDLE => {
-                let text = fields.truthy(IMB).or_else(|| fields.truthy(IMB_TRACKING_CODE));
-                let Some(split) = text.and_then(split_imb) else { return Ok(Taken::Python) };
+                let text = fields
+                    .truthy(IMB)
+                    .or_else(|| fields.truthy(IMB_TRACKING_CODE));
+                let Some(split) = text.and_then(split_imb) else {
+                    return Ok(Taken::Python);
+                };
                 let checks = [
                     (IMB_TRACKING_CODE, split.tracking_code()),
                     (IMB_STID, split.service_type_id),
@@ -619,7 +688,10 @@ impl MessageContext {
         let event_id = match piece_id {
             Some(id) => id.to_owned(),
             None => {
-                let place = fields.truthy(SCAN_LOCALE_KEY).or_else(|| fields.truthy(SCAN_FACILITY_ZIP)).unwrap_or("");
+                let place = fields
+                    .truthy(SCAN_LOCALE_KEY)
+                    .or_else(|| fields.truthy(SCAN_FACILITY_ZIP))
+                    .unwrap_or("");
                 let identity = [
                     KIND_NAMES[usize::from(kind)],
                     object_id,
@@ -667,12 +739,30 @@ impl MessageContext {
             }
             None => {
                 w.string(object_id);
-                let mid = if kind == HANDLING_UNIT { IMTB_MID } else { IMCB_MID };
+                let mid = if kind == HANDLING_UNIT {
+                    IMTB_MID
+                } else {
+                    IMCB_MID
+                };
                 w.optional_string(fields.truthy(mid));
             }
         }
-        self.write_scan(&mut w, &fields, &scan_time, scan_text_raw(&fields), opcode, handling_entry, mail_phase, phase_raw, logical_delivery);
-        w.index(if enriched { encoder.record_state_enriched } else { encoder.record_state_raw });
+        self.write_scan(
+            &mut w,
+            &fields,
+            &scan_time,
+            scan_text_raw(&fields),
+            opcode,
+            handling_entry,
+            mail_phase,
+            phase_raw,
+            logical_delivery,
+        );
+        w.index(if enriched {
+            encoder.record_state_enriched
+        } else {
+            encoder.record_state_raw
+        });
         if enriched {
             w.out.push(2);
             w.optional_string(job_id);
@@ -697,7 +787,13 @@ impl MessageContext {
             }
         }
         w.out.push(0);
-        Ok(Taken::Event(Event { kind, key: object_id.to_owned(), body: w.out, logical_delivery, campaign }))
+        Ok(Taken::Event(Event {
+            kind,
+            key: object_id.to_owned(),
+            body: w.out,
+            logical_delivery,
+            campaign,
+        }))
     }
 
     /// The rules' campaign: Some(None) when none matches, None when the Python path must decide.
@@ -706,8 +802,14 @@ impl MessageContext {
             return Some(None);
         }
         let (mailer_id, serial_number, stid) = match imb {
-            Some(imb) => (Some(imb.mailer_id), Some(imb.serial_number), Some(imb.service_type_id)),
-            None if kind == HANDLING_UNIT => (fields.text(IMTB_MID), fields.text(IMTB_SERIAL_NUMBER), None),
+            Some(imb) => (
+                Some(imb.mailer_id),
+                Some(imb.serial_number),
+                Some(imb.service_type_id),
+            ),
+            None if kind == HANDLING_UNIT => {
+                (fields.text(IMTB_MID), fields.text(IMTB_SERIAL_NUMBER), None)
+            }
             None => (fields.text(IMCB_MID), fields.text(IMCB_SERIAL_NUMBER), None),
         };
         let keys = CampaignKeys {
@@ -749,7 +851,13 @@ impl MessageContext {
         w.optional_index(mail_phase);
         w.optional_string(phase_raw);
         w.boolean(logical_delivery);
-        for name in [SCAN_FACILITY_NAME, SCAN_FACILITY_CITY, SCAN_FACILITY_STATE, SCAN_FACILITY_ZIP, SCAN_LOCALE_KEY] {
+        for name in [
+            SCAN_FACILITY_NAME,
+            SCAN_FACILITY_CITY,
+            SCAN_FACILITY_STATE,
+            SCAN_FACILITY_ZIP,
+            SCAN_LOCALE_KEY,
+        ] {
             w.optional_string(fields.truthy(name));
         }
         for name in [MACHINE_NAME, MACHINE_ID, SCANNER_TYPE] {
@@ -761,7 +869,14 @@ impl MessageContext {
 /// `consumer.core.records.detect_kind`, in one pass; None when the Python path must
 /// decide (nothing identifies the record, a key repeats, or a non-string could be true).
 fn detect_kind(members: &[(std::borrow::Cow<'_, str>, Value<'_>)]) -> Option<u8> {
-    const NAMES: [&str; 6] = ["imcb", "imtb", "deviceId", "edocPackageId", "imb", "imbTrackingCode"];
+    const NAMES: [&str; 6] = [
+        "imcb",
+        "imtb",
+        "deviceId",
+        "edocPackageId",
+        "imb",
+        "imbTrackingCode",
+    ];
     let mut found = [None::<bool>; 6];
     for (key, value) in members {
         if let Some(slot) = NAMES.iter().position(|name| name == key) {
@@ -811,12 +926,20 @@ fn flat_records<'py>(
     pos: usize,
     max_record_bytes: usize,
 ) -> (Vec<Bound<'py, PyBytes>>, usize, bool) {
-    let (spans, end, after_record) = py.allow_threads(|| flat_record_spans(&buf, pos, max_record_bytes));
-    let records = spans.into_iter().map(|(start, stop)| PyBytes::new(py, &buf[start..stop])).collect();
+    let (spans, end, after_record) =
+        py.allow_threads(|| flat_record_spans(&buf, pos, max_record_bytes));
+    let records = spans
+        .into_iter()
+        .map(|(start, stop)| PyBytes::new(py, &buf[start..stop]))
+        .collect();
     (records, end, after_record)
 }
 
-fn flat_record_spans(buf: &[u8], mut pos: usize, max_record_bytes: usize) -> (Vec<(usize, usize)>, usize, bool) {
+fn flat_record_spans(
+    buf: &[u8],
+    mut pos: usize,
+    max_record_bytes: usize,
+) -> (Vec<(usize, usize)>, usize, bool) {
     let mut spans = Vec::new();
     loop {
         if pos >= buf.len() || buf[pos] != b'{' {

@@ -68,7 +68,12 @@ pub fn parse(text: &str) -> Option<ScanTime> {
         20 if b[19] == b'Z' => 0,
         _ => return None,
     };
-    if b[4] != b'-' || b[7] != b'-' || !(b[10] == b' ' || b[10] == b'T') || b[13] != b':' || b[16] != b':' {
+    if b[4] != b'-'
+        || b[7] != b'-'
+        || !(b[10] == b' ' || b[10] == b'T')
+        || b[13] != b':'
+        || b[16] != b':'
+    {
         return None;
     }
     let year = digits(&b[0..4])?;
@@ -88,12 +93,9 @@ pub fn parse(text: &str) -> Option<ScanTime> {
     {
         return None;
     }
-    let local_seconds = days_from_civil(year, month, day) * 86_400 + hour * 3600 + minute * 60 + second;
-    let local_time = format!(
-        "{}T{}",
-        &text[0..10],
-        &text[11..19]
-    );
+    let local_seconds =
+        days_from_civil(year, month, day) * 86_400 + hour * 3600 + minute * 60 + second;
+    let local_time = format!("{}T{}", &text[0..10], &text[11..19]);
     Some(ScanTime {
         utc_micros: (local_seconds - offset_minutes * 60) * 1_000_000,
         local_time,
