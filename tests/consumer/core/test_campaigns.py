@@ -14,7 +14,6 @@ from hypothesis import strategies as st
 from consumer.core.campaigns import CampaignRule, assign_campaign
 from consumer.core.pipeline import MessagePipeline, ScanEvent
 from consumer.core.report import CampaignReport
-from consumer.feeds import FeedsFileError, hash_password, parse_feeds
 from consumer.service import record_shapes
 from consumer.simulator import MailingSpec, generate_records
 
@@ -55,40 +54,6 @@ def test_serial_ranges_are_inclusive_and_numeric(
     rule = CampaignRule("c", serial_ranges=tuple(ranges))
     inside = any(low <= serial <= high for low, high in ranges)
     assert (assign_campaign([rule], mailer_id="x", serial_number=f"{serial:09d}") == "c") is inside
-
-
-def feeds(campaigns: str) -> dict[str, Any]:
-    import tomllib
-
-    digest = hash_password("a-long-password", n=2**10)
-    return tomllib.loads(f'[feeds.a]\nuser = "u"\npassword_hash = "{digest}"\n{campaigns}')
-
-
-def test_campaigns_in_the_feeds_file() -> None:
-    table = parse_feeds(
-        feeds(
-            '[[campaigns]]\nid = "spring"\nmailer_ids = ["902345678"]\n'
-            '[[campaigns]]\nid = "low"\nserial_ranges = [["0", "1999"], ["5000", "5999"]]\n'
-        )
-    )
-    assert [rule.campaign for rule in table.campaigns] == ["spring", "low"]
-    assert table.campaigns[1].serial_ranges == ((0, 1999), (5000, 5999))
-
-
-@pytest.mark.parametrize(
-    ("text", "field"),
-    [
-        ('[[campaigns]]\nmailer_ids = ["1"]\n', "campaigns[0].id"),
-        ('[[campaigns]]\nid = "x"\nserial_ranges = [["9", "1"]]\n', "campaigns[0].serial_ranges"),
-        ('[[campaigns]]\nid = "x"\nserial_ranges = [["a", "b"]]\n', "campaigns[0].serial_ranges"),
-        ('[[campaigns]]\nid = "x"\nstids = "270"\n', "campaigns[0].stids"),
-        ('[[campaigns]]\nid = "x"\ncolour = "red"\n', "campaigns[0]"),
-    ],
-)
-def test_bad_campaign_rules_name_the_field(text: str, field: str) -> None:
-    with pytest.raises(FeedsFileError) as caught:
-        parse_feeds(feeds(text))
-    assert caught.value.field.startswith(field)
 
 
 def test_report_matches_a_generated_mailing() -> None:
