@@ -11,11 +11,13 @@ from producer.errors import (
 from producer.kafka import KafkaConfig, PartitionedBatches, TransactionalProducer
 from producer.publisher import Publisher
 from producer.schemas import Schema, load_schema, schema_dir
-from producer.serialise import AvroSingleObject, SingleObjectDecoder
 from producer.topics import KafkaMessage, Topic, TopicTable
+from producer.wire import AvroSingleObject, ConfluentAvro, FramedAvro, SingleObjectDecoder
 
 __all__ = [
     "AvroSingleObject",
+    "ConfluentAvro",
+    "FramedAvro",
     "KafkaConfig",
     "KafkaMessage",
     "KafkaUnavailable",

@@ -21,8 +21,8 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from producer.errors import KafkaUnavailable
 from producer.kafka import kafka_errors
-from producer.serialise import SingleObjectDecoder
 from producer.topics import Topic
+from producer.wire import SingleObjectDecoder
 
 __all__ = ["DeliveryLog", "GroupState", "group_key", "message_key"]
 

@@ -1,14 +1,10 @@
-"""A schema registry that speaks the Confluent API, and the Confluent Avro wire format.
+"""A schema registry that speaks the Confluent API, and registering our schemas in it.
 
-Values written for registry-aware subscribers (Confluent's ``AvroDeserializer``, Kafka
-Connect, ksqlDB, ...) are framed as
-
-    00 | schema id, 4 bytes big-endian | Avro binary body
-
-where the id is the one the registry gave the writer schema. Each topic's value schema
-is registered under the subject ``<topic>-value`` (Confluent's TopicNameStrategy) in its
-full expanded form: one JSON document with every named type inlined where it is first
-used, docs and defaults kept (the registry's compatibility checks need the defaults).
+Each topic's value schema is registered under the subject ``<topic>-value`` (Confluent's
+TopicNameStrategy) in its full expanded form: one JSON document with every named type
+inlined where it is first used, docs and defaults kept (the registry's compatibility
+checks need the defaults). The ids it gives are what topics built with them write in
+the Confluent wire format (``producer.wire``).
 
 Errors, all ``PublishError``:
 
@@ -26,24 +22,18 @@ from __future__ import annotations
 import json
 import ssl
 import urllib.parse
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 import httpx
 
-from producer.avro import compile_encoder
 from producer.errors import PublishError
 from producer.schemas import Schema
 
-if TYPE_CHECKING:
-    from producer.topics import TopicTable
-
 __all__ = [
-    "CONFLUENT_MAGIC",
     "CompatibilityLevel",
-    "ConfluentAvro",
     "IncompatibleSchema",
     "NotFound",
     "RegisteredSchema",
@@ -51,13 +41,10 @@ __all__ = [
     "RegistryConfig",
     "RegistryError",
     "RegistryUnavailable",
-    "confluent_schema_id",
-    "register_topics",
+    "register_schemas",
     "schema_json",
     "subject_name",
 ]
-
-CONFLUENT_MAGIC = b"\x00"
 
 CompatibilityLevel = Literal[
     "NONE",
@@ -347,7 +334,7 @@ def _error(method: str, path: str, response: httpx.Response) -> RegistryError:
     return RegistryError(text, status=status, error_code=error_code)
 
 
-# -- schemas and the wire format --------------------------------------------------------------
+# -- schemas and registering them -------------------------------------------------------------
 
 # Key order of the JSON we register: the usual reading order, then anything else sorted.
 _KEY_ORDER = {
@@ -397,50 +384,24 @@ def schema_json(schema: Schema) -> str:
     return json.dumps(_plain(schema.parsed), separators=(",", ":"), ensure_ascii=False)
 
 
-def confluent_schema_id(data: bytes) -> int:
-    """The schema id of a Confluent-framed value; ValueError when it is not one."""
-    if len(data) < 5 or data[:1] != CONFLUENT_MAGIC:
-        raise ValueError("not Confluent Avro (no 00 magic byte and 4-byte schema id)")
-    return int.from_bytes(data[1:5], "big")
-
-
-class ConfluentAvro:
-    """Serialises a mapping in the Confluent wire format: 00, schema id, Avro body."""
-
-    content_type = "application/vnd.apache.avro+binary; encoding=confluent"
-
-    def __init__(self, schema: Schema, schema_id: int) -> None:
-        if not 0 <= schema_id < 1 << 32:
-            raise ValueError(f"schema id {schema_id} does not fit 4 bytes")
-        self.schema = schema
-        self.schema_id = schema_id
-        self._header = CONFLUENT_MAGIC + schema_id.to_bytes(4, "big")
-        # Compiled once per schema: byte-identical to fastavro's writer, several times faster.
-        self._encode = compile_encoder(schema.parsed)
-
-    def __call__(self, value: Mapping[str, Any]) -> bytes:
-        return self._header + self._encode(value)
-
-    def frame(self, body: bytes) -> bytes:
-        """A value already encoded in Avro binary under this schema, framed."""
-        return self._header + body
-
-
-async def register_topics(
+async def register_schemas(
     client: RegistryClient,
-    topics: TopicTable,
+    schemas: Mapping[str, Schema] | Iterable[tuple[str, Schema]],
     compatibility: CompatibilityLevel | None = "BACKWARD_TRANSITIVE",
 ) -> dict[str, int]:
-    """Register every topic's value schema under ``<topic>-value``: topic name -> schema id.
+    """Register each topic's value schema under ``<topic>-value``: topic name -> schema id.
 
-    The subject's compatibility level is set first, so the registry checks the schema
-    against every earlier version before taking it (IncompatibleSchema when it breaks
-    them). Idempotent: the same schema gets the same id again, at every start.
+    ``schemas`` maps topic names to their value schemas (``TopicTable.schemas()``, and
+    any other topics written to). The subject's compatibility level is set first, so the
+    registry checks the schema against every earlier version before taking it
+    (IncompatibleSchema when it breaks them). Idempotent: the same schema gets the same
+    id again, at every start.
     """
+    pairs = schemas.items() if isinstance(schemas, Mapping) else schemas
     ids: dict[str, int] = {}
-    for topic in topics:
-        subject = subject_name(topic.name)
+    for topic_name, schema in pairs:
+        subject = subject_name(topic_name)
         if compatibility is not None:
             await client.set_compatibility(subject, compatibility)
-        ids[topic.name] = await client.register(subject, schema_json(topic.schema))
+        ids[topic_name] = await client.register(subject, schema_json(schema))
     return ids

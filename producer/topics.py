@@ -16,22 +16,14 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, NamedTuple, Protocol
+from typing import Any, NamedTuple
 
 from producer.schemas import Schema, load_schema
-from producer.serialise import AvroSingleObject
+from producer.wire import AvroSingleObject, ConfluentAvro, FramedAvro
 
 __all__ = ["KafkaMessage", "Topic", "TopicTable"]
 
 Headers = tuple[tuple[str, bytes], ...]
-
-
-class ValueSerialiser(Protocol):
-    """A topic's value serialiser: Avro under the topic's schema, framed for subscribers."""
-
-    def __call__(self, value: Mapping[str, Any]) -> bytes: ...
-
-    def frame(self, body: bytes) -> bytes: ...
 
 
 class KafkaMessage(NamedTuple):
@@ -45,26 +37,23 @@ class KafkaMessage(NamedTuple):
 
 
 class Topic:
-    """A Kafka topic with the schema and serialiser of its values."""
+    """A Kafka topic with the schema and serialiser of its values.
 
-    def __init__(self, name: str, schema: Schema) -> None:
+    With a ``registry_id`` (the id a schema registry gave ``schema`` under the topic's
+    subject) values are written in the Confluent wire format, else in Avro single-object
+    encoding. Fixed at construction: build topics after their schemas are registered.
+    """
+
+    def __init__(self, name: str, schema: Schema, *, registry_id: int | None = None) -> None:
         self.name = name
         self.schema = schema
-        self._serialise: ValueSerialiser = AvroSingleObject(schema)
-        self.encoding = "avro-single-object"
-        self._schema_headers = self._headers()
-
-    def use_registry_id(self, schema_id: int) -> None:
-        """Write values in the Confluent wire format under ``schema_id`` from now on."""
-        from producer.registry import ConfluentAvro  # the registry is optional
-
-        self._serialise = ConfluentAvro(self.schema, schema_id)
-        self.encoding = "confluent-avro"
-        self._schema_headers = self._headers()
-
-    def _headers(self) -> Headers:
-        return (
-            ("ivmtr.schema", self.schema.name.encode()),
+        self.registry_id = registry_id
+        self._serialise: FramedAvro = (
+            AvroSingleObject(schema) if registry_id is None else ConfluentAvro(schema, registry_id)
+        )
+        self.encoding = self._serialise.encoding
+        self._schema_headers: Headers = (
+            ("ivmtr.schema", schema.name.encode()),
             ("ivmtr.encoding", self.encoding.encode()),
         )
 
@@ -112,13 +101,24 @@ class TopicTable:
     deliveries: Topic
 
     @classmethod
-    def build(cls, prefix: str = "ivmtr.", schema_directory: Path | None = None) -> TopicTable:
-        """The topic table for a name prefix, with schemas loaded from ``schemas/``."""
+    def build(
+        cls,
+        prefix: str = "ivmtr.",
+        schema_directory: Path | None = None,
+        *,
+        registry_ids: Mapping[str, int] | None = None,
+    ) -> TopicTable:
+        """The topic table for a name prefix, with schemas loaded from ``schemas/``.
+
+        ``registry_ids`` (topic name -> schema registry id, as ``register_schemas``
+        returns them) switches the topics it names to the Confluent wire format.
+        """
+        ids = registry_ids or {}
 
         def topic(suffix: str, schema_name: str) -> Topic:
-            return Topic(
-                f"{prefix}{suffix}", load_schema(f"ivmtr.events.{schema_name}", schema_directory)
-            )
+            name = f"{prefix}{suffix}"
+            schema = load_schema(f"ivmtr.events.{schema_name}", schema_directory)
+            return Topic(name, schema, registry_id=ids.get(name))
 
         return cls(
             piece_scans=topic("piece-scans", "PieceScan"),
@@ -136,6 +136,10 @@ class TopicTable:
         yield self.container_scans
         yield self.dead_letters
         yield self.deliveries
+
+    def schemas(self) -> dict[str, Schema]:
+        """Topic name -> value schema, in table order: what registering the table takes."""
+        return {topic.name: topic.schema for topic in self}
 
     def by_name(self, name: str) -> Topic:
         """The topic called ``name``; KeyError when it is not one of ours."""

@@ -25,7 +25,7 @@ from producer.registry import (
     RegistryClient,
     RegistryConfig,
     RegistryError,
-    register_topics,
+    register_schemas,
     schema_json,
     subject_name,
 )
@@ -206,7 +206,9 @@ def register(
 
     async def run() -> dict[str, int]:
         async with RegistryClient(config) as client:
-            return await register_topics(client, topics, cast(CompatibilityLevel, compatibility))
+            return await register_schemas(
+                client, topics.schemas(), cast(CompatibilityLevel, compatibility)
+            )
 
     try:
         ids = asyncio.run(run())

@@ -41,18 +41,17 @@ from consumer.simulator import MailingSpec, generate_records
 from producer import TopicTable
 from producer.errors import PublishError
 from producer.registry import (
-    ConfluentAvro,
     IncompatibleSchema,
     NotFound,
     RegistryClient,
     RegistryConfig,
     RegistryError,
     RegistryUnavailable,
-    confluent_schema_id,
-    register_topics,
+    register_schemas,
     schema_json,
     subject_name,
 )
+from producer.wire import ConfluentAvro, confluent_schema_id
 
 pytestmark = pytest.mark.registry
 
@@ -276,13 +275,13 @@ def topics(prefix: str) -> TopicTable:
 async def test_register_all_topics_then_again_after_a_restart(
     registry: RegistryClient, topics: TopicTable, prefix: str, registry_url: str
 ) -> None:
-    ids = await register_topics(registry, topics)
+    ids = await register_schemas(registry, topics.schemas())
     assert set(ids) == {topic.name for topic in topics}
     assert len(set(ids.values())) == len(ids), "each value schema has an id of its own"
 
     # a new client, as after a restart of the service: the same schemas, the same ids
     async with RegistryClient(RegistryConfig(registry_url)) as restarted:
-        assert await register_topics(restarted, TopicTable.build(prefix)) == ids
+        assert await register_schemas(restarted, TopicTable.build(prefix).schemas()) == ids
 
     for topic in topics:
         subject = subject_name(topic.name)
@@ -302,7 +301,7 @@ async def test_register_all_topics_then_again_after_a_restart(
 async def test_the_registry_refuses_a_field_added_without_a_default(
     registry: RegistryClient, topics: TopicTable
 ) -> None:
-    ids = await register_topics(registry, topics)
+    ids = await register_schemas(registry, topics.schemas())
     subject = subject_name(topics.dead_letters.name)
     breaking = json.loads(schema_json(topics.dead_letters.schema))
     breaking["fields"].append({"name": "severity", "type": "string"})
@@ -371,7 +370,7 @@ async def test_confluent_deserializer_reads_every_topic(
     from confluent_kafka.schema_registry.avro import AvroDeserializer
     from confluent_kafka.serialization import MessageField, SerializationContext
 
-    ids = await register_topics(registry, topics)
+    ids = await register_schemas(registry, topics.schemas())
     with SchemaRegistryClient({"url": registry_url, "timeout": 10}) as subscriber_registry:
         deserialise = AvroDeserializer(
             subscriber_registry, conf={"subject.name.strategy": topic_subject_name_strategy}
@@ -452,7 +451,7 @@ async def test_a_subscriber_reads_confluent_avro_from_kafka(
 ) -> None:
     topics = TopicTable.build(kafka_topic.removesuffix("piece-scans"))
     topic = topics.piece_scans
-    ids = await register_topics(registry, topics)
+    ids = await register_schemas(registry, topics.schemas())
     serialise = ConfluentAvro(topic.schema, ids[topic.name])
     values = pipeline_values(topics)[topic.name][:5]
 
@@ -492,7 +491,7 @@ async def test_an_unreachable_registry_is_unavailable_quickly(silent_port: int) 
     started = time.monotonic()
     async with RegistryClient(refused) as client:
         with pytest.raises(RegistryUnavailable, match="not reachable") as caught:
-            await register_topics(client, topics)
+            await register_schemas(client, topics.schemas())
     assert caught.value.retriable
     assert time.monotonic() - started < 2
 

@@ -10,8 +10,8 @@ import pytest
 
 from producer.errors import SerializationError
 from producer.schemas import schema_dir
-from producer.serialise import SingleObjectDecoder
 from producer.topics import KafkaMessage, Topic, TopicTable
+from producer.wire import SingleObjectDecoder
 
 # attribute, topic name after the prefix, value schema (topics.py docstring)
 TABLE = [
@@ -112,13 +112,37 @@ def test_message_without_key_or_headers() -> None:
 
 
 def test_registry_ids_switch_the_wire_format() -> None:
-    topic = TopicTable.build().dead_letters
-    topic.use_registry_id(7)
+    schema = TopicTable.build().dead_letters.schema
+    topic = Topic("ivmtr.dead-letters", schema, registry_id=7)
+    assert (topic.registry_id, topic.encoding) == (7, "confluent-avro")
     message = topic.message(None, DEAD_LETTER)
     assert message.value[:5] == b"\x00\x00\x00\x00\x07"
     assert ("ivmtr.encoding", b"confluent-avro") in message.headers
     decoded = SingleObjectDecoder([], {7: topic.schema})(message.value)
     assert decoded["raw"] == DEAD_LETTER["raw"]
+    assert topic.encoded_message(None, b"body").value == b"\x00\x00\x00\x00\x07body"
+
+
+def test_a_table_built_with_registry_ids() -> None:
+    ids = {"acme.dead-letters": 7, "acme.deliveries": 8, "acme.other": 9}
+    table = TopicTable.build("acme.", registry_ids=ids)
+    assert {topic.name: topic.registry_id for topic in table} == {
+        "acme.piece-scans": None,
+        "acme.bundle-scans": None,
+        "acme.handling-unit-scans": None,
+        "acme.container-scans": None,
+        "acme.dead-letters": 7,
+        "acme.deliveries": 8,
+    }
+    assert table.dead_letters.message("k", DEAD_LETTER).value[:5] == b"\x00\x00\x00\x00\x07"
+    assert table.piece_scans.encoding == "avro-single-object"
+    # the same schemas, whatever the framing
+    assert table.schemas() == TopicTable.build("acme.").schemas()
+
+
+def test_schemas_by_topic_name() -> None:
+    table = TopicTable.build("acme.")
+    assert list(table.schemas().items()) == [(topic.name, topic.schema) for topic in table]
 
 
 def test_unicode_key() -> None:

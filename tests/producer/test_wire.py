@@ -1,4 +1,5 @@
-"""Tests for producer.serialise: Avro single-object encoding (Avro 1.11 specification)."""
+"""Tests for producer.wire: Avro single-object encoding (Avro 1.11 specification), the
+Confluent wire format, and reading either back."""
 
 from __future__ import annotations
 
@@ -7,8 +8,17 @@ import pytest
 
 from producer.errors import SerializationError
 from producer.schemas import Schema, load_schema
-from producer.serialise import SINGLE_OBJECT_MARKER, AvroSingleObject, SingleObjectDecoder
 from producer.topics import TopicTable
+from producer.wire import (
+    CONFLUENT_MAGIC,
+    SINGLE_OBJECT_MARKER,
+    AvroSingleObject,
+    ConfluentAvro,
+    SingleObjectDecoder,
+    WireHeader,
+    confluent_schema_id,
+    read_header,
+)
 
 # The 64-bit Rabin fingerprint of the Avro specification ("Schema Fingerprints"), written
 # from the spec's Java reference code, independently of fastavro.
@@ -182,6 +192,71 @@ def test_decoder_refuses_what_is_not_ours(data: bytes, message: str) -> None:
     with pytest.raises(ValueError) as caught:
         SingleObjectDecoder([INT]).schema_of(data)
     assert str(caught.value) == message
+
+
+# -- the Confluent wire format, and reading either framing back -------------------------------
+
+
+def test_confluent_header_then_the_same_body() -> None:
+    value = {"s": "é", "n": 3, "e": "B"}
+    data = ConfluentAvro(RECORD, 0x01020304)(value)
+    assert data[:1] == CONFLUENT_MAGIC == b"\x00"
+    assert data == b"\x00\x01\x02\x03\x04" + b"\x04\xc3\xa9\x02\x06\x02"
+    assert data[5:] == AvroSingleObject(RECORD)(value)[10:]
+    assert ConfluentAvro(RECORD, 7).frame(b"body") == b"\x00\x00\x00\x00\x07body"
+    assert AvroSingleObject(RECORD).frame(b"body") == header(RECORD.canonical_form) + b"body"
+    assert (
+        ConfluentAvro(INT, 0).content_type
+        == "application/vnd.apache.avro+binary; encoding=confluent"
+    )
+    assert (AvroSingleObject.encoding, ConfluentAvro.encoding) == (
+        "avro-single-object",
+        "confluent-avro",
+    )
+
+
+@pytest.mark.parametrize("schema_id", [-1, 1 << 32])
+def test_a_confluent_schema_id_fits_4_bytes(schema_id: int) -> None:
+    with pytest.raises(ValueError, match="does not fit 4 bytes"):
+        ConfluentAvro(INT, schema_id)
+    assert ConfluentAvro(INT, (1 << 32) - 1).header == b"\x00\xff\xff\xff\xff"
+
+
+@pytest.mark.parametrize(
+    ("data", "expected"),
+    [
+        (b"\x00\x00\x00\x01\x00\x2a", WireHeader(256, None, 5)),
+        (b"\x00\x00\x00\x00\x07", WireHeader(7, None, 5)),
+        (b"\xc3\x01" + bytes(range(8)) + b"\x02", WireHeader(None, bytes(range(8)), 10)),
+        (b"\xc3\x01\x01\x02", WireHeader(None, b"\x01\x02", 10)),  # truncated fingerprint
+        (b"\x00\x00\x00\x01", None),  # too short for a schema id
+        (b"", None),
+        (b"\xc3\x02" + bytes(8), None),
+        (b"{}", None),
+    ],
+)
+def test_read_header(data: bytes, expected: WireHeader | None) -> None:
+    assert read_header(data) == expected
+
+
+def test_confluent_schema_id() -> None:
+    assert confluent_schema_id(ConfluentAvro(INT, 0x01020304)(1)) == 0x01020304
+    for data in (AvroSingleObject(INT)(1), b"\x00\x01", b""):
+        with pytest.raises(ValueError, match=r"^not Confluent Avro"):
+            confluent_schema_id(data)
+
+
+def test_decoder_reads_both_framings() -> None:
+    decode = SingleObjectDecoder([INT], {9: RECORD, 10: INT})
+    value = {"s": "x", "n": None, "e": "A"}
+    assert decode.schema_of(ConfluentAvro(RECORD, 9)(value)) is RECORD
+    assert decode(ConfluentAvro(RECORD, 9)(value)) == value
+    assert decode(ConfluentAvro(INT, 10)(-3)) == -3
+    assert decode(AvroSingleObject(INT)(-3)) == -3
+    with pytest.raises(ValueError, match=r"^unknown schema fingerprint"):
+        decode(AvroSingleObject(RECORD)(value))  # the record is known by registry id only
+    with pytest.raises(ValueError, match=r"^unknown schema registry id 11$"):
+        decode(ConfluentAvro(INT, 11)(-3))
 
 
 def test_schema_loaded_from_files() -> None:

@@ -14,8 +14,8 @@ from consumer.core.records import RecordKind
 from consumer.core.stid import lookup_stid
 from consumer.core.validate import ValidRecord, validate_record
 from consumer.service import record_shapes
-from producer.serialise import SingleObjectDecoder
 from producer.topics import Topic, TopicTable
+from producer.wire import SingleObjectDecoder
 from tests.samples import LDE, PIECE
 
 SHAPES = record_shapes()

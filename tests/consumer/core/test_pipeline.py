@@ -19,8 +19,8 @@ from consumer.errors import (
     RecordTooLarge,
 )
 from consumer.service import record_shapes
-from producer.serialise import SingleObjectDecoder
 from producer.topics import TopicTable
+from producer.wire import SingleObjectDecoder
 from tests.samples import LDE_JSON as LDE
 from tests.samples import PIECE_JSON as PIECE
 
