@@ -263,7 +263,8 @@ class TransactionalProducer:
             raise PublishError(f"the transaction failed: {exc!r}") from exc
 
     async def abort(self) -> None:
-        """Abort the open transaction; never raises. Marks the producer broken if it fails."""
+        """Abort the open transaction. Marks the producer broken if the abort fails or is
+        cancelled; raises nothing but the cancellation of the task that awaits it."""
         producer = self._producer
         if producer is None:
             return
@@ -271,9 +272,14 @@ class TransactionalProducer:
             await asyncio.wait_for(
                 producer.abort_transaction(), self.config.request_timeout_ms / 1000
             )
-        except BaseException:
+        except Exception:
             # After a fence or a failed abort the producer's state is unknown: replace it.
             self.broken = True
+        except asyncio.CancelledError:
+            # Cut short, the transaction may still be open: replace the producer, and let
+            # the cancellation reach whoever asked for it.
+            self.broken = True
+            raise
 
     @contextlib.asynccontextmanager
     async def transaction(self) -> AsyncIterator[PartitionedBatches]:
