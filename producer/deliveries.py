@@ -66,7 +66,9 @@ class DeliveryLog:
     def __init__(self, bootstrap_servers: str, topic: Topic) -> None:
         self._bootstrap = bootstrap_servers
         self.topic = topic
-        self._decode = SingleObjectDecoder([topic.schema])
+        # Both framings: receipts written before a registry was configured stay known.
+        registry_ids = {} if topic.registry_id is None else {topic.registry_id: topic.schema}
+        self._decode = SingleObjectDecoder([topic.schema], registry_ids)
         self._consumer: AIOKafkaConsumer | None = None
         self._follow: asyncio.Task[None] | None = None
         self._receipts: dict[str, Receipt] = {}
