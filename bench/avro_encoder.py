@@ -37,8 +37,8 @@ from consumer.core.pipeline import MessagePipeline, ScanEvent  # noqa: E402
 from consumer.core.records import RecordKind  # noqa: E402
 from consumer.service import record_shapes  # noqa: E402
 from consumer.simulator import MailingSpec, generate_records  # noqa: E402
+from producer import load_schema  # noqa: E402
 from producer.avro import _closure_encoder, compile_encoder  # noqa: E402
-from producer.schemas import load_schema  # noqa: E402
 
 DEFAULT_JSON = ROOT / "bench" / "results" / "avro_encoder.json"
 SCHEMA = "ivmtr.events.PieceScan"

@@ -108,8 +108,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.http1 import Http1Pool  # noqa: E402
+from consumer import Settings  # noqa: E402
 from consumer.feeds import hash_password  # noqa: E402
-from consumer.settings import Settings  # noqa: E402
 from consumer.simulator import (  # noqa: E402
     DEFAULT_START,
     MailingSpec,
