@@ -40,16 +40,14 @@ def receipt(status: str) -> dict[str, Any]:
 
 
 async def publish_receipt(topics: TopicTable, key: str) -> None:
-    async with Publisher(
+    publisher = Publisher(
         KafkaConfig(bootstrap_servers=BOOTSTRAP), topics, transactional_id_prefix="test"
-    ) as publisher:
-        async with publisher.delivery(key, receipt("STARTED")) as delivery:
-            assert delivery.prior is None
-            published = receipt("PUBLISHED")
-            await delivery.add(
-                topics.deliveries.message(key, published, partition=delivery.slot)
-            )
-            delivery.receipt = published
+    )
+    async with publisher, publisher.delivery(key, receipt("STARTED")) as delivery:
+        assert delivery.prior is None
+        published = receipt("PUBLISHED")
+        await delivery.add(topics.deliveries.message(key, published, partition=delivery.slot))
+        delivery.receipt = published
 
 
 @pytest.mark.parametrize("registry_ids", [False, True], ids=["single-object", "confluent"])
