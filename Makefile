@@ -45,12 +45,14 @@ run: install kafka topics $(FEEDS)
 	IVMTR_FEEDS_FILE=$(FEEDS) $(BIN)/ivmtr-stream serve
 
 test: install kafka registry
+	cd native && cargo test
 	$(BIN)/python -m pytest
 
 lint: install
 	$(BIN)/ruff check consumer producer tests bench
 	$(BIN)/ruff format --check consumer producer tests bench
 	$(BIN)/mypy
+	cd native && cargo fmt --check && cargo clippy --all-targets -- -D warnings
 
 bench: install kafka
 	$(BIN)/python bench/run.py

@@ -73,3 +73,85 @@ impl Writer {
         self.out.extend_from_slice(bytes);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::Writer;
+
+    fn written(write: impl FnOnce(&mut Writer)) -> Vec<u8> {
+        let mut w = Writer::with_capacity(0);
+        write(&mut w);
+        w.out
+    }
+
+    #[test]
+    fn longs_are_zigzag_varints() {
+        // The Avro specification's table, its boundaries, and fastavro's bytes for the rest.
+        let cases: [(i64, &[u8]); 14] = [
+            (0, &[0x00]),
+            (-1, &[0x01]),
+            (1, &[0x02]),
+            (-2, &[0x03]),
+            (2, &[0x04]),
+            (63, &[0x7e]),
+            (-64, &[0x7f]),
+            (64, &[0x80, 0x01]),
+            (-65, &[0x81, 0x01]),
+            (8192, &[0x80, 0x80, 0x01]),
+            (i64::from(i32::MAX), &[0xfe, 0xff, 0xff, 0xff, 0x0f]),
+            (i64::from(i32::MIN), &[0xff, 0xff, 0xff, 0xff, 0x0f]),
+            (
+                i64::MAX,
+                &[0xfe, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01],
+            ),
+            (
+                i64::MIN,
+                &[0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01],
+            ),
+        ];
+        for (value, bytes) in cases {
+            assert_eq!(written(|w| w.long(value)), bytes, "{value}");
+        }
+    }
+
+    #[test]
+    fn strings_are_their_byte_length_then_utf8() {
+        assert_eq!(written(|w| w.string("foo")), b"\x06foo"); // the specification's example
+        assert_eq!(written(|w| w.string("")), [0x00]);
+        assert_eq!(written(|w| w.string("é☃")), b"\x0a\xc3\xa9\xe2\x98\x83");
+        let long = "x".repeat(64);
+        let mut expected = vec![0x80, 0x01];
+        expected.extend_from_slice(long.as_bytes());
+        assert_eq!(written(|w| w.string(&long)), expected);
+    }
+
+    #[test]
+    fn unions_with_null_write_the_branch_then_the_value() {
+        assert_eq!(written(|w| w.optional_string(None)), [0x00]);
+        assert_eq!(written(|w| w.optional_string(Some(""))), [0x02, 0x00]);
+        assert_eq!(written(|w| w.optional_string(Some("ab"))), b"\x02\x04ab");
+        assert_eq!(written(|w| w.optional_long(None)), [0x00]);
+        assert_eq!(written(|w| w.optional_long(Some(-1))), [0x02, 0x01]);
+        assert_eq!(written(|w| w.optional_long(Some(64))), [0x02, 0x80, 0x01]);
+        assert_eq!(written(|w| w.optional_index(None)), [0x00]);
+        assert_eq!(written(|w| w.optional_index(Some(3))), [0x02, 0x06]);
+    }
+
+    #[test]
+    fn booleans_indexes_and_raw_bytes() {
+        assert_eq!(written(|w| w.boolean(false)), [0x00]);
+        assert_eq!(written(|w| w.boolean(true)), [0x01]);
+        assert_eq!(written(|w| w.index(0)), [0x00]);
+        assert_eq!(written(|w| w.index(70)), [0x8c, 0x01]);
+        assert_eq!(
+            written(|w| w.index(u32::MAX)),
+            [0xfe, 0xff, 0xff, 0xff, 0x1f]
+        );
+        let bytes = written(|w| {
+            w.raw(b"\x02\x04");
+            w.raw(b"");
+            w.boolean(true);
+        });
+        assert_eq!(bytes, [0x02, 0x04, 0x01]);
+    }
+}

@@ -11,6 +11,7 @@ use serde::de::{self, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde::Deserialize;
 
 /// A member's value.
+#[cfg_attr(test, derive(Debug, PartialEq))]
 pub enum Value<'a> {
     Null,
     Str(Cow<'a, str>),
@@ -29,6 +30,7 @@ pub fn parse(raw: &[u8]) -> Option<FlatRecord<'_>> {
 }
 
 /// Where the record starting at `buf[0]` ends.
+#[cfg_attr(test, derive(Debug, PartialEq))]
 pub enum End {
     /// A valid JSON object of null, string and integer members ends here (exclusive).
     Flat(usize),
@@ -281,5 +283,144 @@ impl<'de> Deserialize<'de> for FlatRecord<'de> {
             }
         }
         deserializer.deserialize_map(RecordVisitor)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::borrow::Cow;
+
+    use super::{flat_object_end, parse, End, Value};
+
+    #[test]
+    fn a_flat_record_ends_after_its_closing_brace() {
+        let cases: [&[u8]; 9] = [
+            br#"{}"#,
+            br#"{ }"#,
+            br#"{"a":"x"}"#,
+            br#"{"a":null,"b":-12,"c":0,"d":-0,"e":""}"#,
+            b"{ \"s\" : \"v\" ,\n\t\"n\" : null\r\n}",
+            br#"{"s":"esc \" \\ \/ \b \f \n \r \t \u00e9 \uFFFF }"}"#,
+            br#"{"big":123456789012345678}"#, // 18 digits: an i64 for sure
+            "{\"city\":\"Zürich ☃ 📬\"}".as_bytes(),
+            br#"{"a":"x","a":"y"}"#, // a repeated key is the parser's to judge, not the scanner's
+        ];
+        for record in cases {
+            let mut buf = record.to_vec();
+            buf.extend_from_slice(b" , {\"next\":1}]");
+            assert_eq!(
+                flat_object_end(&buf),
+                End::Flat(record.len()),
+                "{}",
+                String::from_utf8_lossy(record)
+            );
+        }
+    }
+
+    #[test]
+    fn records_the_scanner_does_not_take() {
+        let cases: [&[u8]; 25] = [
+            br#"[1]"#,
+            br#""s""#,
+            br#"{"a":{}}"#,
+            br#"{"a":[1]}"#,
+            br#"{"a":1.5}"#,
+            br#"{"a":1e5}"#,
+            br#"{"a":1E5}"#,
+            br#"{"a":true}"#,
+            br#"{"a":false}"#,
+            br#"{"a":nul}"#,
+            br#"{"a":NaN}"#,
+            br#"{"a":01}"#,
+            br#"{"a":-}"#,
+            br#"{"a":1234567890123456789}"#, // 19 digits
+            br#"{"a":null,}"#,
+            br#"{,}"#,
+            br#"{"a" "b"}"#,
+            br#"{a:1}"#,
+            br#"{"a":"\x"}"#,
+            br#"{"a":"\u12g4"}"#,
+            br#"{"a":"\ud800"}"#, // a lone surrogate escape
+            br#"{"a":"\udc00x"}"#,
+            b"{\"a\":\"\x01\"}", // a raw control character
+            b"{\"a\":\"\xff\"}", // invalid UTF-8
+            b"{\"\xc3\":1}",     // a truncated UTF-8 sequence in a key
+        ];
+        for record in cases {
+            assert_eq!(
+                flat_object_end(record),
+                End::Other,
+                "{}",
+                String::from_utf8_lossy(record)
+            );
+        }
+    }
+
+    #[test]
+    fn a_record_cut_by_the_buffers_end_is_incomplete() {
+        let whole = br#"{"a":"x\"y \u00e9","n":null,"i":-12}"#;
+        assert_eq!(flat_object_end(whole), End::Flat(whole.len()));
+        for cut in 0..whole.len() {
+            assert_eq!(
+                flat_object_end(&whole[..cut]),
+                End::Incomplete,
+                "cut at {cut}"
+            );
+        }
+        // An integer at the end may go on in the next chunk.
+        assert_eq!(flat_object_end(br#"{"i":12"#), End::Incomplete);
+        // An invalid prefix is invalid whatever follows.
+        assert_eq!(flat_object_end(br#"{"a":tr"#), End::Other);
+    }
+
+    #[test]
+    fn parse_keeps_members_in_order_with_their_values() {
+        let record = parse(br#"{"s":"x","e":"a\nb\u00e9","n":null,"i":-7,"f":1.5,"b":true,"o":{"k":[1]},"l":[],"u":18446744073709551615}"#)
+            .expect("an object");
+        let members: Vec<(&str, &Value)> = record
+            .members
+            .iter()
+            .map(|(key, value)| (key.as_ref(), value))
+            .collect();
+        assert_eq!(
+            members,
+            [
+                ("s", &Value::Str(Cow::Borrowed("x"))),
+                ("e", &Value::Str(Cow::Borrowed("a\nbé"))),
+                ("n", &Value::Null),
+                ("i", &Value::Int(-7)),
+                ("f", &Value::Other),
+                ("b", &Value::Other),
+                ("o", &Value::Other),
+                ("l", &Value::Other),
+                ("u", &Value::Other), // beyond i64
+            ]
+        );
+        assert!(matches!(record.members[0].1, Value::Str(Cow::Borrowed(_))));
+        assert!(matches!(record.members[1].1, Value::Str(Cow::Owned(_)))); // unescaped
+        let escaped_key = parse(br#"{"k\u0065y":1}"#).expect("an object");
+        assert_eq!(escaped_key.members[0].0, "key");
+        assert_eq!(
+            parse(br#"{"a":1,"a":2}"#).expect("an object").members.len(),
+            2
+        );
+    }
+
+    #[test]
+    fn parse_refuses_what_is_not_one_json_object() {
+        let cases: [&[u8]; 8] = [
+            b"",
+            b"[]",
+            b"\"s\"",
+            b"null",
+            br#"{"a":1"#,
+            br#"{"a":1}{}"#,
+            br#"{"a":NaN}"#,
+            b"{\"a\":\"\xff\"}",
+        ];
+        for raw in cases {
+            assert!(parse(raw).is_none(), "{}", String::from_utf8_lossy(raw));
+        }
+        assert_eq!(parse(b" {} ").expect("an object").members.len(), 0);
     }
 }

@@ -963,10 +963,15 @@ fn flat_record_spans(
     }
 }
 
-/// Kafka's murmur2 (the Java client's `Utils.murmur2`) masked to 31 bits: the key hash
-/// the default partitioner takes modulo the partition count.
+/// Kafka's murmur2 masked to 31 bits (`Utils.toPositive`): the key hash the default
+/// partitioner takes modulo the partition count.
 #[pyfunction]
 fn key_hash(data: &[u8]) -> u32 {
+    murmur2(data) & 0x7fff_ffff
+}
+
+/// Kafka's murmur2 (the Java client's `Utils.murmur2`), its 32 bits unsigned.
+fn murmur2(data: &[u8]) -> u32 {
     const M: u32 = 0x5bd1_e995;
     let mut h: u32 = 0x9747_b28c ^ (data.len() as u32);
     let mut chunks = data.chunks_exact(4);
@@ -991,7 +996,7 @@ fn key_hash(data: &[u8]) -> u32 {
     h ^= h >> 13;
     h = h.wrapping_mul(M);
     h ^= h >> 15;
-    h & 0x7fff_ffff
+    h
 }
 
 #[pymodule]
@@ -1001,4 +1006,262 @@ fn ivmtr_native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<ScanEncoder>()?;
     m.add_class::<MessageContext>()?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashSet;
+    use std::hash::Hasher;
+
+    use super::*;
+
+    #[test]
+    fn murmur2_is_kafkas() {
+        // Kafka's own vectors (clients UtilsTest.testMurmur2), as signed 32-bit ints.
+        let cases: [(&[u8], i32); 6] = [
+            (b"21", -973_932_308),
+            (b"foobar", -790_332_482),
+            (b"a-little-bit-long-string", -985_981_536),
+            (b"a-little-bit-longer-string", -1_486_304_829),
+            (
+                b"lkjh234lh9fiuh90y23oiuhsafujhadof229phr9h19h89h8",
+                -58_897_971,
+            ),
+            (b"abc", 479_470_107),
+        ];
+        for (key, expected) in cases {
+            assert_eq!(
+                murmur2(key) as i32,
+                expected,
+                "{}",
+                String::from_utf8_lossy(key)
+            );
+        }
+    }
+
+    #[test]
+    fn key_hash_is_murmur2_made_positive_for_every_tail_length() {
+        // aiokafka.partitioner.murmur2(key) & 0x7fffffff; keys of 0 to 5 bytes cover every
+        // tail (0-3 bytes after the 4-byte blocks).
+        let cases: [(&[u8], u32); 9] = [
+            (b"", 275_646_681),
+            (b"a", 584_102_524),
+            (b"ab", 316_155_434),
+            (b"abc", 479_470_107),
+            (b"abcd", 823_834_100),
+            (b"abcde", 461_995_741),
+            (b"21", 1_173_551_340),
+            (b"foobar", 1_357_151_166),
+            (b"msg:G/1", 100_141_758),
+        ];
+        for (key, expected) in cases {
+            assert_eq!(key_hash(key), expected, "{}", String::from_utf8_lossy(key));
+        }
+        let all_bytes: Vec<u8> = (0..=255).collect();
+        assert_eq!(key_hash(&all_bytes), 199_136_374);
+        assert!((0..1000u32).all(|n| key_hash(&n.to_le_bytes()) <= 0x7fff_ffff));
+    }
+
+    fn spans(buf: &[u8], pos: usize, max: usize) -> (Vec<&[u8]>, usize, bool) {
+        let (spans, end, after_record) = flat_record_spans(buf, pos, max);
+        (
+            spans
+                .into_iter()
+                .map(|(start, stop)| &buf[start..stop])
+                .collect(),
+            end,
+            after_record,
+        )
+    }
+
+    #[test]
+    fn flat_records_run_to_the_end_of_events() {
+        let buf = br#"[{"a":1} ,
+ {"b":"x"},{}]"#;
+        let (records, end, after_record) = spans(buf, 1, 1 << 20);
+        assert_eq!(records, [&br#"{"a":1}"#[..], br#"{"b":"x"}"#, b"{}"]);
+        assert_eq!((end, buf[end], after_record), (buf.len() - 1, b']', true));
+    }
+
+    #[test]
+    fn flat_records_stop_at_what_the_general_parser_must_take() {
+        // A nested record: the scan stops where it starts, after the separator.
+        let buf = br#"{"a":1},{"n":{}},{"c":2}]"#;
+        assert_eq!(spans(buf, 0, 1 << 20), (vec![&br#"{"a":1}"#[..]], 8, false));
+        // Not an object at all.
+        assert_eq!(spans(b"[1],{}", 0, 1 << 20), (vec![], 0, false));
+        // A record larger than max_record_bytes is left whole to the general path.
+        let buf = br#"{"a":"xx"},{"b":"xxxxxxxx"}]"#;
+        assert_eq!(spans(buf, 0, 10), (vec![&br#"{"a":"xx"}"#[..]], 11, false));
+        assert_eq!(spans(buf, 0, 9), (vec![], 0, false));
+        // Something other than ',' or ']' after a record: the caller reports it.
+        assert_eq!(spans(br#"{} {}"#, 0, 100), (vec![&b"{}"[..]], 3, true));
+    }
+
+    #[test]
+    fn flat_records_stop_at_the_end_of_the_chunk() {
+        // Cut inside a record: that record waits for more data.
+        let buf = br#"{"a":1},{"b":"#;
+        assert_eq!(spans(buf, 0, 100), (vec![&br#"{"a":1}"#[..]], 8, false));
+        // Cut after a separator: it is taken, and the next record starts in a later chunk.
+        let buf = b"{},  ";
+        assert_eq!(spans(buf, 0, 100), (vec![&b"{}"[..]], buf.len(), false));
+        // Cut right after a record: the separator is still to come.
+        assert_eq!(spans(b"{} ", 0, 100), (vec![&b"{}"[..]], 3, true));
+        assert_eq!(spans(b"", 0, 100), (vec![], 0, false));
+    }
+
+    #[test]
+    fn imbs_split_as_the_python_path_splits_them() {
+        let imb = split_imb("0004069951599001910222082").expect("a 25-digit IMb");
+        assert_eq!(
+            (
+                imb.barcode_id,
+                imb.service_type_id,
+                imb.mailer_id,
+                imb.serial_number
+            ),
+            ("00", "040", "699515", "990019102")
+        );
+        assert_eq!(
+            (imb.routing_code, imb.tracking_code()),
+            ("22082", "00040699515990019102")
+        );
+        // A mailer id starting with 9 has nine digits, and the serial number six.
+        let imb = split_imb("00040902345678001234").expect("a 20-digit IMb");
+        assert_eq!(
+            (imb.mailer_id, imb.serial_number, imb.routing_code),
+            ("902345678", "001234", "")
+        );
+        for digits in [20, 25, 29, 31] {
+            assert!(split_imb(&"0".repeat(digits)).is_some(), "{digits} digits");
+        }
+        for text in [
+            "",
+            "0004069951599001910",         // 19 digits
+            "000406995159900191022",       // 21
+            "000406995159900191022208281", // 27
+            "05040699515990019102",        // barcode id's second digit over 4
+            "0004069951599001910a",
+            "０0040699515990019102",
+            "ATTFAATTFTADADATDFDFAAFDTFDDDDAFFATDATADTFDFFATDAFFTAFFDAAFAFFDTFTFTDTFAT",
+        ] {
+            assert!(split_imb(text).is_none(), "{text:?}");
+        }
+    }
+
+    #[test]
+    fn container_ids_are_99m_and_18_characters() {
+        assert!(is_container_id("99M902345678000848674"));
+        assert!(is_container_id("99M902345678-0084867A"));
+        for text in [
+            "",
+            "99M90234567800084867",
+            "99M9023456780008486740",
+            "98M902345678000848674",
+        ] {
+            assert!(!is_container_id(text), "{text:?}");
+        }
+        assert!(!is_container_id("99M90234567800084867a"));
+        assert!(!is_container_id("99M902345678_00848674"));
+    }
+
+    #[test]
+    fn event_ids_are_pythons_uuid5_layout_of_a_sha256() {
+        // uuid.UUID(bytes=hashlib.sha256(identity.encode()).digest()[:16], version=5)
+        assert_eq!(
+            hashed_uuid("piece|00040699515990019102|1453519793000000|918|A|12345|M1"),
+            "60a1db9c-ecb2-58a0-9ab0-f77aa416c1f8"
+        );
+        assert_eq!(hashed_uuid(""), "e3b0c442-98fc-5c14-9afb-f4c8996fb924");
+    }
+
+    #[test]
+    fn the_layout_hasher_is_fnv_1a() {
+        for (text, expected) in [
+            ("", 0xcbf2_9ce4_8422_2325_u64),
+            ("a", 0xaf63_dc4c_8601_ec8c),
+            ("foobar", 0x8594_4171_f739_67e8),
+        ] {
+            let mut hasher = FnvHasher::default();
+            hasher.write(text.as_bytes());
+            assert_eq!(hasher.finish(), expected, "{text:?}");
+        }
+        let layout =
+            RecordLayout::new(vec![("imb".into(), false), ("containerCount".into(), true)]);
+        assert_eq!(layout.index.get("containerCount"), Some(&1));
+        assert_eq!(layout.known[IMB], Some(0));
+        assert_eq!(layout.known[SCAN_DATETIME], None);
+    }
+
+    fn rule(mailer_ids: &[&str], serial_ranges: &[(i128, i128)], stids: &[&str]) -> CampaignRule {
+        let set = |items: &[&str]| items.iter().map(|&s| s.to_owned()).collect::<HashSet<_>>();
+        CampaignRule {
+            campaign: "c".into(),
+            mailer_ids: set(mailer_ids),
+            serial_ranges: serial_ranges.to_vec(),
+            stids: set(stids),
+            job_ids: HashSet::new(),
+            mailing_group_ids: HashSet::new(),
+        }
+    }
+
+    fn keys<'a>(mailer_id: &'a str, serial_number: &'a str) -> CampaignKeys<'a> {
+        CampaignKeys {
+            mailer_id: Some(mailer_id),
+            serial_number: Some(serial_number),
+            stid: Some("040"),
+            job_id: None,
+            mailing_group_id: None,
+        }
+    }
+
+    #[test]
+    fn campaign_rules_match_every_condition_they_set() {
+        let by_serial = rule(&["902345678"], &[(52_900, 52_972)], &[]);
+        assert_eq!(
+            by_serial.matches(&keys("902345678", "000052900")),
+            Some(true)
+        );
+        assert_eq!(by_serial.matches(&keys("902345678", "52972")), Some(true));
+        assert_eq!(by_serial.matches(&keys("902345678", "52973")), Some(false));
+        assert_eq!(by_serial.matches(&keys("902345679", "52900")), Some(false));
+        assert_eq!(by_serial.matches(&keys("902345678", "")), Some(false));
+        assert_eq!(by_serial.matches(&keys("902345678", "-52900")), Some(false));
+        // Beyond what an i128 compares here: the Python path decides.
+        assert_eq!(by_serial.matches(&keys("902345678", &"9".repeat(37))), None);
+        assert_eq!(
+            by_serial.matches(&keys("902345678", &"9".repeat(36))),
+            Some(false)
+        );
+        assert_eq!(
+            rule(&[], &[], &["040"]).matches(&keys("1", "1")),
+            Some(true)
+        );
+        assert_eq!(
+            rule(&[], &[], &["041"]).matches(&keys("1", "1")),
+            Some(false)
+        );
+        assert_eq!(rule(&[], &[], &[]).matches(&keys("1", "1")), Some(true));
+    }
+
+    #[test]
+    fn kinds_are_detected_as_the_python_path_detects_them() {
+        fn kind(raw: &str) -> Option<u8> {
+            detect_kind(&json::parse(raw.as_bytes()).expect("an object").members)
+        }
+        assert_eq!(kind(r#"{"imb":"1","imcb":"2"}"#), Some(CONTAINER));
+        assert_eq!(kind(r#"{"imb":"1","imtb":"2"}"#), Some(HANDLING_UNIT));
+        assert_eq!(kind(r#"{"imb":"1","deviceId":"2"}"#), Some(BUNDLE));
+        assert_eq!(
+            kind(r#"{"imbTrackingCode":"1","edocPackageId":"2"}"#),
+            Some(BUNDLE)
+        );
+        assert_eq!(kind(r#"{"imb":"1","imcb":""}"#), Some(PIECE));
+        assert_eq!(kind(r#"{"imbTrackingCode":"1","imtb":null}"#), Some(PIECE));
+        assert_eq!(kind(r#"{"note":"x"}"#), None);
+        assert_eq!(kind(r#"{"imb":"","imbTrackingCode":null}"#), None);
+        assert_eq!(kind(r#"{"imb":"1","imb":"2"}"#), None); // a repeated key
+        assert_eq!(kind(r#"{"imb":1}"#), None); // a non-string that could be true
+    }
 }
