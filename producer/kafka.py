@@ -46,6 +46,9 @@ class KafkaConfig:
     compression: str | None = None
     request_timeout_ms: int = 30_000
     transaction_timeout_ms: int = 300_000
+    #: Kafka's murmur2 of a key masked to 31 bits, e.g. the compiled one the service hands
+    #: in; None is aiokafka's, in Python. Either gives the Java client's partitions.
+    key_hash: Callable[[bytes], int] | None = None
 
 
 @contextlib.contextmanager
@@ -67,18 +70,19 @@ def _python_key_hash(key: bytes) -> int:
     return int(murmur2(key)) & 0x7FFFFFFF
 
 
-_key_hash: Callable[[bytes], int]
-try:  # the same hash, compiled (native/)
-    from ivmtr_native import key_hash as _key_hash
-except ImportError:  # pragma: no cover - aiokafka's own is the reference
-    _key_hash = _python_key_hash
+def partition_for(
+    key: bytes | None,
+    partitions: int,
+    fallback: int = 0,
+    key_hash: Callable[[bytes], int] | None = None,
+) -> int:
+    """The partition the Java client's default partitioner picks for ``key``.
 
-
-def partition_for(key: bytes | None, partitions: int, fallback: int = 0) -> int:
-    """The partition the Java client's default partitioner picks for ``key``."""
+    ``key_hash`` is ``KafkaConfig.key_hash``: None hashes with aiokafka's murmur2.
+    """
     if key is None:
         return fallback % partitions
-    return _key_hash(key) % partitions
+    return (key_hash or _python_key_hash)(key) % partitions
 
 
 class PartitionedBatches:
@@ -87,9 +91,15 @@ class PartitionedBatches:
     The batch API costs far less per record than one ``send()`` each (aiokafka #528).
     """
 
-    def __init__(self, producer: AIOKafkaProducer, partitions: Mapping[str, int]) -> None:
+    def __init__(
+        self,
+        producer: AIOKafkaProducer,
+        partitions: Mapping[str, int],
+        key_hash: Callable[[bytes], int] | None = None,
+    ) -> None:
         self._producer = producer
         self._partitions = partitions
+        self._key_hash = key_hash or _python_key_hash
         self._open: dict[tuple[str, int], Any] = {}
         self._pending: list[asyncio.Future[Any]] = []
         self._round_robin = 0
@@ -102,7 +112,7 @@ class PartitionedBatches:
         if message.partition is not None:
             return message.topic, message.partition
         self._round_robin += 1
-        return message.topic, partition_for(message.key, count, self._round_robin)
+        return message.topic, partition_for(message.key, count, self._round_robin, self._key_hash)
 
     async def add(self, message: KafkaMessage) -> None:
         """Queue one message; submits its partition's batch when that batch is full."""
@@ -244,7 +254,7 @@ class TransactionalProducer:
         except BaseException:
             self.broken = True
             raise
-        return PartitionedBatches(producer, self._partitions)
+        return PartitionedBatches(producer, self._partitions, self.config.key_hash)
 
     async def commit(self, batches: PartitionedBatches) -> None:
         """Flush the batches and commit: when this returns, the transaction is durable."""
