@@ -1,6 +1,7 @@
 """The compiled fast path: one record's raw JSON to the Avro body of its scan event.
 
-``ivmtr_native`` (Rust, in ``native/``) is an exact shortcut of ``validate_record`` +
+``ivmtr_native`` (Rust, in ``native/``; loaded by ``consumer.native`` and handed to
+``ScanFastPath.build``) is an exact shortcut of ``validate_record`` +
 ``enrich`` + the topic's Avro encoder for the common record: flat, valid, a digit IMb, the
 IV-MTR time format. Any record it cannot take whole gives None and goes the Python way,
 which also writes every dead letter, so reasons are always the Python path's.
@@ -15,7 +16,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import io
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, Protocol
 
 import fastavro
@@ -27,7 +28,7 @@ from consumer.core.records import RecordKind, RecordShape
 from consumer.core.stid import STID_TABLE
 from producer.schemas import Schema
 
-__all__ = ["KINDS", "FastPathUnavailable", "MessageEncoder", "ScanFastPath"]
+__all__ = ["KINDS", "EncoderModule", "FastPathUnavailable", "MessageEncoder", "ScanFastPath"]
 
 #: The kinds in the native module's numbering.
 KINDS = (RecordKind.PIECE, RecordKind.BUNDLE, RecordKind.HANDLING_UNIT, RecordKind.CONTAINER)
@@ -43,7 +44,15 @@ WRITTEN_FOR = {
 
 
 class FastPathUnavailable(Exception):
-    """The native module is missing, or the schemas are not the layout it writes."""
+    """The schemas are not the layout the native module writes."""
+
+
+class EncoderModule(Protocol):
+    """What the fast path uses of the native module (``consumer.native.NativeModule``)."""
+
+    @property
+    def ScanEncoder(self) -> Callable[..., Any]:
+        """``ivmtr_native.ScanEncoder``."""
 
 
 class MessageEncoder(Protocol):
@@ -139,16 +148,13 @@ class ScanFastPath:
     @classmethod
     def build(
         cls,
+        native: EncoderModule,
         shapes: Mapping[RecordKind, RecordShape],
         event_schemas: Mapping[RecordKind, Schema],
         *,
         max_string_length: int,
     ) -> ScanFastPath:
-        """The fast path; FastPathUnavailable says why there is none."""
-        try:
-            import ivmtr_native
-        except ImportError as exc:
-            raise FastPathUnavailable(f"the native module is not installed ({exc})") from exc
+        """The fast path over ``native``'s encoder; FastPathUnavailable says why there is none."""
         for kind in KINDS:
             digest = layout_digest(event_schemas[kind])
             if digest != WRITTEN_FOR[kind]:
@@ -162,7 +168,7 @@ class ScanFastPath:
         piece = event_schemas[RecordKind.PIECE]
         handling_symbols = _symbols(piece, "ivmtr.events.HandlingEventType")
         record_states = _symbols(piece, "ivmtr.events.RecordState")
-        native = ivmtr_native.ScanEncoder(
+        encoder = native.ScanEncoder(
             record_fields=[_record_fields(kind, event_schemas[kind]) for kind in KINDS],
             handling_event_types={
                 code: (handling_symbols[code], meaning)
@@ -175,7 +181,7 @@ class ScanFastPath:
             logical_delivery_opcode=LOGICAL_DELIVERY_OPCODE,
             max_string_length=max_string_length,
         )
-        return cls(native, _symbols(piece, "ivmtr.events.Source"))
+        return cls(encoder, _symbols(piece, "ivmtr.events.Source"))
 
     def message(
         self,

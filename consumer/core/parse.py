@@ -25,13 +25,13 @@ import orjson
 
 from consumer.errors import LimitExceeded, MalformedMessage, RecordTooLarge
 
-__all__ = ["EnvelopeField", "MessageParser", "RawRecord", "nesting_depth"]
+__all__ = ["EnvelopeField", "FlatRecords", "MessageParser", "RawRecord", "nesting_depth"]
 
-flat_records: Callable[[bytes, int, int], tuple[list[bytes], int, bool]] | None
-try:  # the native scanner (native/): flat records found and validated without Python parsing
-    from ivmtr_native import flat_records
-except ImportError:  # pragma: no cover - the Python path alone is complete
-    flat_records = None
+#: A record scanner (``ivmtr_native.flat_records``, handed in by ``consumer.native``):
+#: ``(buf, pos, max_record_bytes)`` -> the flat records of ``events`` from ``buf[pos]`` on,
+#: found and validated without Python parsing, where the scan stopped, and whether it
+#: stopped after a record rather than where one should start.
+FlatRecords = Callable[[bytes, int, int], tuple[list[bytes], int, bool]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,9 +102,19 @@ _MAX_CANDIDATES = 8
 
 
 class MessageParser:
-    """Push parser for one message: ``feed()`` chunks, then ``close()``."""
+    """Push parser for one message: ``feed()`` chunks, then ``close()``.
 
-    def __init__(self, *, max_record_bytes: int = 1 << 20, max_depth: int = 16) -> None:
+    ``flat_records`` is the native record scanner; None parses in Python alone (the same
+    items either way).
+    """
+
+    def __init__(
+        self,
+        *,
+        max_record_bytes: int = 1 << 20,
+        max_depth: int = 16,
+        flat_records: FlatRecords | None = None,
+    ) -> None:
         self._buf = b""
         self._pos = 0
         self._state = _State.START
@@ -117,6 +127,7 @@ class MessageParser:
         self._scan_depth = 0
         self._max_record_bytes = max_record_bytes
         self._max_depth = max_depth
+        self._scanner = flat_records
         self._eof = False
         self.bytes_parsed = 0
 
@@ -259,9 +270,10 @@ class MessageParser:
         The general path takes everything else: records cut by the chunk's end (it resumes
         where it stopped, so tiny chunks cost linear time), invalid, nested or too large ones.
         """
-        if flat_records is None or self._candidate_from or self._candidate_tries:
+        scan = self._scanner
+        if scan is None or self._candidate_from or self._candidate_tries:
             return False
-        records, end, after_record = flat_records(self._buf, pos, self._max_record_bytes)
+        records, end, after_record = scan(self._buf, pos, self._max_record_bytes)
         if not records:
             return False
         index = self._index

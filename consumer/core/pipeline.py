@@ -19,7 +19,7 @@ from typing import Any
 from consumer.core.campaigns import CampaignRule
 from consumer.core.enrich import Provenance, enrich
 from consumer.core.fastpath import KINDS, MessageEncoder, ScanFastPath
-from consumer.core.parse import EnvelopeField, MessageParser, RawRecord
+from consumer.core.parse import EnvelopeField, FlatRecords, MessageParser, RawRecord
 from consumer.core.records import RecordKind, RecordShape
 from consumer.core.validate import Reason, Rejection, validate_record
 from consumer.errors import InvalidEnvelope, LimitExceeded
@@ -154,6 +154,7 @@ class MessagePipeline:
         campaigns: Sequence[CampaignRule] = (),
         limits: Limits = Limits(),
         fast_path: ScanFastPath | None = None,
+        flat_records: FlatRecords | None = None,
     ) -> None:
         self.feed_name = feed
         self.kind = kind
@@ -165,7 +166,9 @@ class MessagePipeline:
         self._received_at_ms = received_at_ms
         self._limits = limits
         self._parser = MessageParser(
-            max_record_bytes=limits.max_record_bytes, max_depth=limits.max_json_depth
+            max_record_bytes=limits.max_record_bytes,
+            max_depth=limits.max_json_depth,
+            flat_records=flat_records,
         )
         self._provenance: Provenance | None = None
         self._fast_path = fast_path

@@ -27,6 +27,7 @@ import structlog
 
 from consumer.core.campaigns import CampaignRule
 from consumer.core.fastpath import ScanFastPath
+from consumer.core.parse import FlatRecords
 from consumer.core.pipeline import DeadLetter, Envelope, Limits, MessagePipeline, Outcome, ScanEvent
 from consumer.core.records import RecordKind, RecordShape
 from consumer.errors import Unavailable
@@ -89,9 +90,11 @@ class MessageIngest:
         kafka_timeout_s: float,
         replica_id: str,
         fast_path: ScanFastPath | None = None,
+        flat_records: FlatRecords | None = None,
     ) -> None:
         self.publisher = publisher
         self.fast_path = fast_path
+        self.flat_records = flat_records
         self.topics = topics
         self.kafka_timeout_s = kafka_timeout_s
         self.replica_id = replica_id
@@ -130,6 +133,7 @@ class MessageIngest:
             campaigns=campaigns,
             limits=self._limits,
             fast_path=self.fast_path,
+            flat_records=self.flat_records,
         )
         run = _MessageRun(self, pipeline, IngestSummary(feed=feed), topics or {})
         try:
@@ -161,6 +165,7 @@ class MessageIngest:
             kind=kind,
             limits=self._limits,
             fast_path=self.fast_path,
+            flat_records=self.flat_records,
         )
         summary = IngestSummary(feed=feed, status="SPOOLED")
 

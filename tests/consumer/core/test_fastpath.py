@@ -9,6 +9,7 @@ section-5 samples, and hypothesis edits of them aimed at each rule the fast path
 from __future__ import annotations
 
 import json
+import subprocess
 import sys
 from collections import Counter
 from collections.abc import Sequence
@@ -19,18 +20,19 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from consumer.core import parse
 from consumer.core.campaigns import CampaignRule
 from consumer.core.enrich import Provenance, enrich
 from consumer.core.fastpath import KINDS, FastPathUnavailable, ScanFastPath
-from consumer.core.parse import MessageParser
+from consumer.core.parse import FlatRecords, MessageParser, RawRecord
 from consumer.core.pipeline import MessagePipeline, repeated_keys
 from consumer.core.records import RecordKind
 from consumer.core.validate import Rejection, validate_record
-from consumer.service import _fast_path, record_shapes
+from consumer.native import NativeUnavailable, load_native, record_scanner
+from consumer.service import _fast_path, kafka_config, record_shapes
 from consumer.settings import Settings, SettingsError
 from consumer.simulator.generate import MailingSpec, generate_records
 from producer.avro import compile_encoder
+from producer.kafka import partition_for
 from producer.topics import TopicTable
 from tests.samples import LDE, PIECE
 
@@ -44,7 +46,10 @@ SCHEMAS = {
 }
 ENCODERS = {kind: compile_encoder(schema.parsed) for kind, schema in SCHEMAS.items()}
 MAX_STRING = 100
-FAST = ScanFastPath.build(SHAPES, SCHEMAS, max_string_length=MAX_STRING)
+NATIVE = load_native("require")
+assert NATIVE is not None
+SCAN = NATIVE.flat_records
+FAST = ScanFastPath.build(NATIVE, SHAPES, SCHEMAS, max_string_length=MAX_STRING)
 PROVENANCE = Provenance(
     feed="fp", msg_grp_id="G-1", msg_ser_nbr=7, received_at_ms=1_700_000_000_123, campaign="feed"
 )
@@ -275,6 +280,7 @@ def test_pipeline_with_and_without_the_fast_path() -> None:
             received_at_ms=5,
             shapes=SHAPES,
             fast_path=fast,
+            flat_records=None if fast is None else SCAN,
             campaign="c",
             campaigns=RULES,
         )
@@ -298,8 +304,8 @@ def test_pipeline_with_and_without_the_fast_path() -> None:
     assert outcomes(FAST) == outcomes(None)
 
 
-def chunked_items(body: bytes, size: int) -> list[Any]:
-    parser = MessageParser()
+def chunked_items(body: bytes, size: int, scanner: FlatRecords | None) -> list[Any]:
+    parser = MessageParser(flat_records=scanner)
     items: list[Any] = []
     for start in range(0, len(body), size):
         items += parser.feed(body[start : start + size])
@@ -307,9 +313,7 @@ def chunked_items(body: bytes, size: int) -> list[Any]:
 
 
 @pytest.mark.parametrize("size", [1, 7, 100, 1 << 20])
-def test_native_record_scanner_finds_what_the_general_parser_finds(
-    size: int, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_native_record_scanner_finds_what_the_general_parser_finds(size: int) -> None:
     records = [
         b'{"a":"x"}',
         b'{"nested":{"b":[1,2]}}',
@@ -321,17 +325,16 @@ def test_native_record_scanner_finds_what_the_general_parser_finds(
         *mailing_records(pieces=3)[:5],
     ]
     body = b'{"events":[ ' + b" ,\n".join(records) + b' ],"msgGrpId":"G","msgSerNbr":1}'
-    native = chunked_items(body, size)
-    monkeypatch.setattr(parse, "flat_records", None)
-    general = chunked_items(body, size)
+    native = chunked_items(body, size, SCAN)
+    general = chunked_items(body, size, None)
     assert native == general
-    assert [item.raw for item in native if isinstance(item, parse.RawRecord)] == records
+    assert [item.raw for item in native if isinstance(item, RawRecord)] == records
 
 
 def test_schemas_of_another_layout_are_refused() -> None:
     other = {**SCHEMAS, RecordKind.PIECE: SCHEMAS[RecordKind.BUNDLE]}
     with pytest.raises(FastPathUnavailable, match="not the layout"):
-        ScanFastPath.build(SHAPES, other, max_string_length=MAX_STRING)
+        ScanFastPath.build(NATIVE, SHAPES, other, max_string_length=MAX_STRING)
 
 
 def test_settings_choose_the_fast_path(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -343,9 +346,119 @@ def test_settings_choose_the_fast_path(monkeypatch: pytest.MonkeyPatch) -> None:
         _fast_path(Settings(fast_path="require"), TOPICS)
 
 
+def test_settings_choose_the_partition_hash(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert kafka_config(Settings(fast_path="off")).key_hash is None  # aiokafka's murmur2
+    assert kafka_config(Settings()).key_hash is NATIVE.key_hash
+    assert kafka_config(Settings(fast_path="require")).key_hash is NATIVE.key_hash
+    keys = [b"", b"a", b"msg:G/1", *(f"0004069951599001{n:04d}".encode() for n in range(200))]
+    assert [partition_for(key, 12, key_hash=NATIVE.key_hash) for key in keys] == [
+        partition_for(key, 12) for key in keys
+    ]
+    monkeypatch.setitem(sys.modules, "ivmtr_native", None)  # as if it were not installed
+    assert kafka_config(Settings()).key_hash is None
+    with pytest.raises(SettingsError, match="IVMTR_FAST_PATH=require"):
+        kafka_config(Settings(fast_path="require"))
+
+
+class _Untouchable:
+    """Stands in for the native module where no attribute of it may be read."""
+
+    def __getattr__(self, name: str) -> Any:
+        raise AssertionError(f"ivmtr_native.{name} was used")
+
+
+def test_load_native_by_mode(monkeypatch: pytest.MonkeyPatch) -> None:
+    module = sys.modules["ivmtr_native"]
+    assert load_native("auto") is module
+    assert load_native("require") is module
+    assert record_scanner("auto") is module.flat_records
+    monkeypatch.setitem(sys.modules, "ivmtr_native", _Untouchable())
+    assert load_native("off") is None
+    assert record_scanner("off") is None
+    monkeypatch.setitem(sys.modules, "ivmtr_native", None)  # as if it were not installed
+    assert load_native("auto") is None
+    assert record_scanner("auto") is None
+    with pytest.raises(NativeUnavailable, match=r"^IVMTR_FAST_PATH=require: the native module"):
+        load_native("require")
+    assert issubclass(NativeUnavailable, SettingsError)  # start-up reports it as bad settings
+    with pytest.raises(ValueError, match="fast path mode"):
+        load_native("on")  # type: ignore[arg-type]
+
+
+# What the service wires from IVMTR_FAST_PATH, run over one message in a fresh interpreter
+# that records every attempt to import ivmtr_native.
+_WIRING = """
+import importlib.abc, json, sys
+
+attempts = []
+
+
+class Spy(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name.partition(".")[0] == "ivmtr_native":
+            attempts.append(name)
+        return None
+
+
+sys.meta_path.insert(0, Spy())
+
+from consumer.core.pipeline import MessagePipeline
+from consumer.native import record_scanner
+from consumer.service import _fast_path, kafka_config, record_shapes
+from consumer.settings import Settings
+from producer.kafka import partition_for
+from producer.topics import TopicTable
+
+settings = Settings(fast_path=sys.argv[1])
+config = kafka_config(settings)
+pipeline = MessagePipeline(
+    feed="f",
+    received_at_ms=0,
+    shapes=record_shapes(),
+    fast_path=_fast_path(settings, TopicTable.build()),
+    flat_records=record_scanner(settings.fast_path),
+)
+outcomes = pipeline.feed(sys.stdin.buffer.read()) + pipeline.finish()
+keys = [outcome.key for outcome in outcomes]
+print(json.dumps({
+    "attempts": attempts,
+    "loaded": "ivmtr_native" in sys.modules,
+    "fast_records": pipeline.fast_records,
+    "outcomes": [type(outcome).__name__ for outcome in outcomes],
+    "partitions": [partition_for(key.encode(), 12, 0, config.key_hash) for key in keys],
+}))
+"""
+
+
+def wired_run(mode: str, body: bytes) -> dict[str, Any]:
+    done = subprocess.run(
+        [sys.executable, "-c", _WIRING, mode],
+        input=body,
+        capture_output=True,
+        check=True,
+        timeout=120,
+    )
+    result: dict[str, Any] = json.loads(done.stdout)
+    return result
+
+
+def test_fast_path_off_runs_no_native_code() -> None:
+    records = [*mailing_records(pieces=5, seed=2), b'{"not": "a scan"}']
+    body = b'{"msgGrpId":"G","msgSerNbr":1,"events":[' + b",".join(records) + b"]}"
+    off = wired_run("off", body)
+    assert off["attempts"] == [] and off["loaded"] is False
+    assert off["fast_records"] == 0
+    # The check sees the module when it is used, and the outcomes do not depend on it.
+    auto = wired_run("auto", body)
+    assert "ivmtr_native" in auto["attempts"] and auto["loaded"] is True
+    assert auto["fast_records"] == len(records) - 1
+    assert (off["outcomes"], off["partitions"]) == (auto["outcomes"], auto["partitions"])
+    assert off["outcomes"] == ["ScanEvent"] * (len(records) - 1) + ["DeadLetter"]
+
+
 def test_encode_many_equals_encode_one_by_one_also_for_unseen_mail_phases() -> None:
     # A fresh encoder: every mail phase is a cache miss, asked of Python with the GIL held.
-    fresh = ScanFastPath.build(SHAPES, SCHEMAS, max_string_length=MAX_STRING)
+    fresh = ScanFastPath.build(NATIVE, SHAPES, SCHEMAS, max_string_length=MAX_STRING)
     records = []
     for number, base in enumerate(BASES):
         phase = ["Phase 1a - Origin", f"Phase 3c - Carrier {number}", "misc.", "Phase 9"][
@@ -364,9 +477,8 @@ def test_encode_many_equals_encode_one_by_one_also_for_unseen_mail_phases() -> N
 @given(st.binary(max_size=64))
 def test_native_key_hash_is_kafkas_murmur2(key: bytes) -> None:
     from aiokafka.partitioner import murmur2
-    from ivmtr_native import key_hash
 
-    assert key_hash(key) == murmur2(key) & 0x7FFFFFFF
+    assert NATIVE.key_hash(key) == murmur2(key) & 0x7FFFFFFF
 
 
 JSON_VALUES = st.recursive(
@@ -402,19 +514,14 @@ def test_native_scanner_agrees_with_the_general_parser_on_any_json(
         )
     body = b'{"msgGrpId":"G","msgSerNbr":1,"events":[' + b",".join(raws) + b"]}"
 
-    def items() -> tuple[str, Any]:
+    def items(scanner: FlatRecords | None) -> tuple[str, Any]:
         try:
-            return "items", chunked_items(body, chunk)
+            return "items", chunked_items(body, chunk, scanner)
         except Exception as exc:  # the same error either way
             return type(exc).__name__, str(exc)
 
-    native = items()
-    original = parse.flat_records
-    parse.flat_records = None
-    try:
-        general = items()
-    finally:
-        parse.flat_records = original
+    native = items(SCAN)
+    general = items(None)
     assert native == general
 
 
@@ -444,20 +551,17 @@ def test_native_scanner_agrees_with_the_general_parser_on_any_json(
         b"{,}",
     ],
 )
-def test_native_scanner_and_general_parser_agree_on_edge_cases(
-    record: bytes, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_native_scanner_and_general_parser_agree_on_edge_cases(record: bytes) -> None:
     body = b'{"msgGrpId":"G","msgSerNbr":1,"events":[' + record + b"]}"
 
-    def outcome() -> tuple[str, Any]:
+    def outcome(scanner: FlatRecords | None) -> tuple[str, Any]:
         try:
-            return "items", chunked_items(body, 1 << 20)
+            return "items", chunked_items(body, 1 << 20, scanner)
         except Exception as exc:
             return type(exc).__name__, str(exc)
 
-    native = outcome()
-    monkeypatch.setattr(parse, "flat_records", None)
-    assert native == outcome()
+    native = outcome(SCAN)
+    assert native == outcome(None)
 
 
 def test_a_record_with_many_extra_members_goes_the_python_way() -> None:

@@ -3,16 +3,37 @@
 from __future__ import annotations
 
 import itertools
+from collections.abc import Iterator
 
 import orjson
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from consumer.core.parse import EnvelopeField, MessageParser, RawRecord
+from consumer.core.parse import EnvelopeField, FlatRecords, MessageParser, RawRecord
 from consumer.errors import LimitExceeded, MalformedMessage, RecordTooLarge
+from consumer.native import record_scanner
 from tests.samples import LDE_JSON as LDE
 from tests.samples import PIECE_JSON as PIECE
+
+# The record scanner the parsers of the running test get (see the fixture below).
+_SCANNER: list[FlatRecords | None] = [None]
+
+
+@pytest.fixture(autouse=True, scope="module", params=["python", "native"])
+def scanner(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Every test runs twice: the Python parser alone, then with the native record scanner."""
+    if request.param == "native":
+        _SCANNER[0] = record_scanner("auto")
+        if _SCANNER[0] is None:
+            pytest.skip("the native module is not installed")
+    yield
+    _SCANNER[0] = None
+
+
+def new_parser(**kwargs: int) -> MessageParser:
+    return MessageParser(flat_records=_SCANNER[0], **kwargs)
+
 
 # Closers, quotes and backslashes inside strings; nested values in unknown fields; unicode.
 TRICKY = [
@@ -67,7 +88,7 @@ def expected_items(body: bytes) -> list[EnvelopeField | RawRecord]:
 
 
 def parse(body: bytes, chunk: int | None = None, **kwargs: int) -> list[EnvelopeField | RawRecord]:
-    parser = MessageParser(**kwargs)
+    parser = new_parser(**kwargs)
     size = chunk or max(len(body), 1)
     items: list[EnvelopeField | RawRecord] = []
     for start in range(0, len(body), size):
@@ -77,7 +98,7 @@ def parse(body: bytes, chunk: int | None = None, **kwargs: int) -> list[Envelope
 
 
 def parse_split(body: bytes, cuts: list[int]) -> list[EnvelopeField | RawRecord]:
-    parser = MessageParser()
+    parser = new_parser()
     items: list[EnvelopeField | RawRecord] = []
     bounds = [0, *sorted(set(cuts)), len(body)]
     for start, end in itertools.pairwise(bounds):
@@ -171,7 +192,7 @@ def test_small_messages(body: bytes, items: list[object]) -> None:
 
 
 def test_records_come_out_as_soon_as_they_are_complete() -> None:
-    parser = MessageParser()
+    parser = new_parser()
     assert parser.feed(b'{"msgGrpId":"G","events":[' + PIECE[:-1]) == [
         EnvelopeField("msgGrpId", "G")
     ]
@@ -189,7 +210,7 @@ def test_record_indexes_are_zero_based_positions_in_events() -> None:
 
 
 def test_bytes_parsed_counts_what_was_fed() -> None:
-    parser = MessageParser()
+    parser = new_parser()
     parser.feed(b'{"events":[{"a"')
     parser.feed(b":1}]}  ")
     assert parser.bytes_parsed == len(b'{"events":[{"a":1}]}  ')
@@ -262,7 +283,7 @@ def test_every_proper_prefix_is_refused_at_close() -> None:
     assert len(parse(SMALL)) == 4  # the whole message is fine
     for length in range(len(SMALL)):
         for chunk in (length or 1, 1):
-            parser = MessageParser()
+            parser = new_parser()
             for start in range(0, length, chunk):
                 parser.feed(SMALL[start : min(start + chunk, length)])
             with pytest.raises(MalformedMessage) as caught:
@@ -273,7 +294,7 @@ def test_every_proper_prefix_is_refused_at_close() -> None:
 
 
 def test_close_reports_where_the_truncated_record_starts() -> None:
-    parser = MessageParser()
+    parser = new_parser()
     parser.feed(b'{"events":[{},{"a":"never closed')
     with pytest.raises(MalformedMessage) as caught:
         parser.close()
