@@ -1,18 +1,19 @@
-"""Errors of the ingest side, each with the HTTP status it is answered with.
+"""Why a pushed message is refused as a whole, in the domain's terms.
 
-    IngestError                 status  code
-    ├── UnsupportedMediaType    415     unsupported_media_type
-    ├── UnsupportedEncoding     415     unsupported_content_encoding
-    ├── MalformedMessage        400     malformed_message     (not JSON, not a message's shape)
-    ├── InvalidEnvelope         400     invalid_envelope      (an envelope field missing or wrong)
-    ├── LimitExceeded           413     limit_exceeded        (names the limit in ``limit``)
-    │   └── RecordTooLarge      413     max_record_bytes
-    ├── RequestTimeout          408     request_timeout       (the body came too slowly)
-    ├── UnknownFeed             404     unknown_feed
-    └── Unavailable             503     kafka_unavailable      (nothing was committed; retry later)
+    IngestError                 code
+    ├── UnsupportedMediaType    unsupported_media_type
+    ├── UnsupportedEncoding     unsupported_content_encoding
+    ├── MalformedMessage        malformed_message     (not JSON, not a message's shape)
+    ├── InvalidEnvelope         invalid_envelope      (an envelope field missing or wrong)
+    ├── LimitExceeded           limit_exceeded        (names the limit in ``limit``)
+    │   ├── RecordTooLarge      max_record_bytes
+    │   └── NestingTooDeep      max_json_depth
+    ├── RequestTimeout          request_timeout       (the body came too slowly)
+    ├── UnknownFeed             unknown_feed
+    └── Unavailable             kafka_unavailable     (nothing was committed; retry later)
 
-Every error is answered as ``{"error": code, "detail": ..., "request_id": ...}`` by the
-one handler in ``consumer.http.app``.
+Errors carry no HTTP status: ``consumer.http.errors`` maps each class to the status it
+is answered with, as ``{"error": code, "detail": ..., "request_id": ...}``.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ __all__ = [
     "InvalidEnvelope",
     "LimitExceeded",
     "MalformedMessage",
+    "NestingTooDeep",
     "RecordTooLarge",
     "RequestTimeout",
     "Unavailable",
@@ -36,7 +38,6 @@ __all__ = [
 class IngestError(Exception):
     """A pushed message that is refused as a whole: nothing of it is published."""
 
-    status: int = 400
     code: str = "bad_request"
 
     def __init__(self, detail: str, **context: Any) -> None:
@@ -50,20 +51,26 @@ class IngestError(Exception):
 
 
 class UnsupportedMediaType(IngestError):
-    status = 415
+    """The body is not declared as JSON."""
+
     code = "unsupported_media_type"
 
 
 class UnsupportedEncoding(IngestError):
-    status = 415
+    """The body's content coding is neither identity, gzip nor deflate."""
+
     code = "unsupported_content_encoding"
 
 
 class MalformedMessage(IngestError):
+    """The body is not JSON, or not shaped like an IV-MTR message."""
+
     code = "malformed_message"
 
 
 class InvalidEnvelope(IngestError):
+    """An envelope member (msgGrpId, msgSerNbr, ...) is missing or wrong."""
+
     code = "invalid_envelope"
 
     def __init__(self, field: str, problem: str) -> None:
@@ -71,25 +78,19 @@ class InvalidEnvelope(IngestError):
 
 
 class LimitExceeded(IngestError):
-    status = 413
+    """The message is larger than a configured limit, which ``limit`` names."""
+
     code = "limit_exceeded"
 
-    def __init__(
-        self,
-        limit: str,
-        value: int,
-        detail: str | None = None,
-        *,
-        status: int = 413,
-        **context: Any,
-    ) -> None:
+    def __init__(self, limit: str, value: int, detail: str | None = None, **context: Any) -> None:
         super().__init__(
             detail or f"the message exceeds {limit}={value}", limit=limit, value=value, **context
         )
-        self.status = status
 
 
 class RecordTooLarge(LimitExceeded):
+    """One record of ``events`` is larger than max_record_bytes."""
+
     def __init__(self, max_bytes: int, *, index: int) -> None:
         super().__init__(
             "max_record_bytes",
@@ -99,18 +100,30 @@ class RecordTooLarge(LimitExceeded):
         )
 
 
+class NestingTooDeep(LimitExceeded):
+    """JSON nested deeper than max_json_depth: a malformed message more than a large one."""
+
+    def __init__(self, max_depth: int) -> None:
+        super().__init__(
+            "max_json_depth", max_depth, f"JSON nested deeper than max_json_depth={max_depth}"
+        )
+
+
 class RequestTimeout(IngestError):
-    status = 408
+    """The body did not arrive within read_timeout_s or body_timeout_s."""
+
     code = "request_timeout"
 
 
 class UnknownFeed(IngestError):
-    status = 404
+    """No feed of that name."""
+
     code = "unknown_feed"
 
 
 class Unavailable(IngestError):
-    status = 503
+    """Nothing was committed and the sender should retry, after ``retry_after`` seconds."""
+
     code = "kafka_unavailable"
 
     def __init__(self, detail: str, retry_after: int | None = None) -> None:

@@ -1,41 +1,36 @@
 """The ingest service: its parts wired together, with explicit start and stop.
 
-Built from the settings alone; the HTTP app only routes requests to ``accept``.
+Built from the settings alone. The HTTP app authenticates, decodes and meters a push,
+then hands ``accept`` the body as a stream of plain bytes; nothing here knows HTTP.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any
 
 import structlog
 from pydantic import SecretStr
 
+from consumer.core.content import decoded_body
 from consumer.core.fastpath import FastPathUnavailable, ScanFastPath
 from consumer.core.pipeline import Limits
 from consumer.core.records import RecordKind, RecordShape
-from consumer.feeds.model import (
-    FeedsFileError,
-    FeedTable,
-    authorize,
-    credentials_cached,
-    load_feeds,
-)
-from consumer.http.admission import Admission
-from consumer.http.body import decoded_body
+from consumer.feeds import FeedsFileError, FeedTable, load_feeds
 from consumer.ingest.group_watch import GroupWatcher
 from consumer.ingest.message import IngestSummary, MessageIngest
+from consumer.ingest.routing import Routing, override_schemas
 from consumer.ingest.spool import Spool, SpoolEntry, SpoolWorker
 from consumer.metrics import Metrics
+from consumer.native import load_native, record_scanner
 from consumer.settings import Settings, SettingsError
 from producer import (
     KafkaConfig,
     Publisher,
     PublishError,
     Schema,
-    Topic,
     TopicSpec,
     TopicTable,
     ensure_topics,
@@ -46,7 +41,7 @@ from producer.registry import (
     RegistryClient,
     RegistryConfig,
     RegistryError,
-    register_topics,
+    register_schemas,
     schema_json,
     subject_name,
 )
@@ -72,7 +67,9 @@ def record_shapes() -> dict[RecordKind, RecordShape]:
 
 
 def kafka_config(settings: Settings) -> KafkaConfig:
-    """The producer settings out of the service settings."""
+    """The producer settings out of the service settings (with the native key hash unless
+    ``fast_path`` is off or the module is not installed)."""
+    native = load_native(settings.fast_path)
     return KafkaConfig(
         bootstrap_servers=settings.kafka_bootstrap_servers,
         linger_ms=settings.linger_ms,
@@ -80,6 +77,7 @@ def kafka_config(settings: Settings) -> KafkaConfig:
         compression=None if settings.compression == "none" else settings.compression,
         request_timeout_ms=int(settings.kafka_timeout_s * 1000),
         transaction_timeout_ms=int(settings.transaction_timeout_s * 1000),
+        key_hash=None if native is None else native.key_hash,
     )
 
 
@@ -129,34 +127,11 @@ def _load_feeds(settings: Settings) -> FeedTable | None:
         raise SettingsError(f"invalid settings: IVMTR_FEEDS_FILE: {exc}") from exc
 
 
-_SCHEMA_OF = {
-    "piece": "piece_scans",
-    "bundle": "bundle_scans",
-    "handling_unit": "handling_unit_scans",
-    "container": "container_scans",
-    "dead_letters": "dead_letters",
-}
-
-
-def _topic_overrides(feeds: FeedTable | None, topics: TopicTable) -> dict[str, dict[str, Topic]]:
-    """Per feed, the topics that replace the defaults; each keeps the default's schema."""
-    if feeds is None:
-        return {}
-    return {
-        feed.name: {
-            key: Topic(name, getattr(topics, _SCHEMA_OF[key]).schema)
-            for key, name in feed.topics.items()
-        }
-        for feed in feeds.feeds.values()
-        if feed.topics
-    }
-
-
 def topic_specs(settings: Settings, topics: TopicTable) -> list[TopicSpec]:
     """How to create each topic: the deliveries topic is compacted, one partition per slot."""
-    overrides = _topic_overrides(_load_feeds(settings), topics) if settings.feeds_file else {}
+    feeds = _load_feeds(settings) if settings.feeds_file else None
     names = {topic.name for topic in topics if topic is not topics.deliveries}
-    names |= {topic.name for feed in overrides.values() for topic in feed.values()}
+    names |= set(override_schemas(feeds, topics))
     specs = [
         TopicSpec(name, settings.topic_partitions, settings.topic_replication_factor)
         for name in sorted(names)
@@ -174,10 +149,17 @@ def topic_specs(settings: Settings, topics: TopicTable) -> list[TopicSpec]:
 
 def _fast_path(settings: Settings, topics: TopicTable) -> ScanFastPath | None:
     """The native fast path as the settings ask for it; None runs the Python path alone."""
-    if settings.fast_path == "off":
+    native = load_native(settings.fast_path)  # require without the module: NativeUnavailable
+    if native is None:
+        if settings.fast_path == "auto":
+            log.warning(
+                "native fast path unavailable; every record takes the Python path",
+                why="the native module is not installed",
+            )
         return None
     try:
         return ScanFastPath.build(
+            native,
             record_shapes(),
             {
                 RecordKind.PIECE: topics.piece_scans.schema,
@@ -197,48 +179,13 @@ def _fast_path(settings: Settings, topics: TopicTable) -> ScanFastPath | None:
 
 
 class IngestService:
-    """Publisher, ingest, group watcher, admission and (in spool mode) the spool."""
+    """Publisher, routing, ingest, group watcher and (in spool mode) the spool."""
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.topics = TopicTable.build(settings.topic_prefix)
         self.feeds = _load_feeds(settings)
-        self._overrides = _topic_overrides(self.feeds, self.topics)
-        self.campaigns = self.feeds.campaigns if self.feeds is not None else ()
-        self._scrypt_slots = asyncio.Semaphore(4)
-        self.publisher = Publisher(
-            kafka_config(settings),
-            self.topics,
-            extra_topics=[t for topics in self._overrides.values() for t in topics.values()],
-            transactional_id_prefix=settings.transactional_id_prefix,
-            timeout_s=settings.kafka_timeout_s,
-        )
-        self.ingest = MessageIngest(
-            self.publisher,
-            self.topics,
-            record_shapes(),
-            limits=Limits(
-                max_record_bytes=settings.max_record_bytes,
-                max_events=settings.max_events_per_message,
-                max_string_length=settings.max_string_length,
-                max_json_depth=settings.max_json_depth,
-            ),
-            kafka_timeout_s=settings.kafka_timeout_s,
-            replica_id=settings.replica_id,
-            fast_path=_fast_path(settings, self.topics),
-        )
-        self.watcher = GroupWatcher(
-            self.publisher,
-            timeout_s=settings.group_timeout_s,
-            interval_s=settings.group_check_interval_s,
-            replica_id=settings.replica_id,
-        )
-        self.admission = Admission(
-            max_requests=settings.max_concurrent_requests,
-            max_bytes=settings.max_inflight_bytes,
-            max_records=settings.max_inflight_records,
-            retry_after_s=settings.retry_after_s,
-        )
+        self._build_writers(_fast_path(settings, self.topics))
         self.spool: Spool | None = None
         self.spool_worker: SpoolWorker | None = None
         if settings.ack_mode == "spool":
@@ -249,12 +196,49 @@ class IngestService:
         self.metrics = Metrics()
         self.metrics.sample(self._gauges)
 
+    def _build_writers(
+        self, fast_path: ScanFastPath | None, registry_ids: Mapping[str, int] | None = None
+    ) -> None:
+        """Build what writes to ``self.topics`` and the feeds' own topics: publisher,
+        routing, ingest and group watcher.
+
+        A topic's wire format is fixed when it is built; with a schema registry, ``_connect``
+        builds the topics again under the registry's ids, and this again before anything
+        has started. ``fast_path`` depends on the schemas alone, which that does not change.
+        """
+        settings = self.settings
+        self.routing = Routing(self.topics, self.feeds, registry_ids)
+        self.publisher = Publisher(
+            kafka_config(settings),
+            self.topics,
+            extra_topics=self.routing.overrides,
+            transactional_id_prefix=settings.transactional_id_prefix,
+            timeout_s=settings.kafka_timeout_s,
+        )
+        self.ingest = MessageIngest(
+            self.publisher,
+            self.topics.deliveries,
+            record_shapes(),
+            limits=Limits(
+                max_record_bytes=settings.max_record_bytes,
+                max_events=settings.max_events_per_message,
+                max_string_length=settings.max_string_length,
+                max_json_depth=settings.max_json_depth,
+            ),
+            kafka_timeout_s=settings.kafka_timeout_s,
+            replica_id=settings.replica_id,
+            fast_path=fast_path,
+            flat_records=record_scanner(settings.fast_path),
+        )
+        self.watcher = GroupWatcher(
+            self.publisher,
+            timeout_s=settings.group_timeout_s,
+            interval_s=settings.group_check_interval_s,
+            replica_id=settings.replica_id,
+        )
+
     def _gauges(self) -> dict[str, float]:
-        admission = self.admission
         values = {
-            "ivmtr_inflight_requests": float(admission.requests),
-            "ivmtr_inflight_bytes": float(admission.body_bytes),
-            "ivmtr_inflight_records": float(admission.records),
             "ivmtr_incomplete_message_groups": float(self.watcher.incomplete_groups),
             "ivmtr_kafka_connected": float(self.connected and self.publisher.log.failure is None),
         }
@@ -270,19 +254,16 @@ class IngestService:
         self._connecting = asyncio.create_task(self._connect_until_done(), name="kafka-connect")
         await self.spool_worker.start()
 
-    async def _register_schemas(self) -> None:
-        """Register every topic's schema and switch its values to the Confluent wire format."""
+    async def _register_schemas(self) -> dict[str, int]:
+        """Register the value schema of every topic written to, the defaults and the feeds'
+        own: topic name -> schema registry id."""
         settings = self.settings
         config = registry_config(settings)
         assert config is not None
-        overrides = [topic for feed in self._overrides.values() for topic in feed.values()]
+        schemas = {**self.topics.schemas(), **override_schemas(self.feeds, self.topics)}
         try:
             async with RegistryClient(config) as client:
-                ids = await register_topics(client, self.topics)
-                for topic in overrides:
-                    subject = subject_name(topic.name)
-                    await client.set_compatibility(subject, "BACKWARD_TRANSITIVE")
-                    ids[topic.name] = await client.register(subject, schema_json(topic.schema))
+                ids = await register_schemas(client, schemas)
         except RegistryError as exc:
             log.error(
                 "schema registry refused or unreachable",
@@ -290,14 +271,16 @@ class IngestService:
                 error=str(exc),
             )
             raise
-        for topic in [*self.topics, *overrides]:
-            topic.use_registry_id(ids[topic.name])
         log.info("schemas registered", ids=ids)
+        return ids
 
     async def _connect(self) -> None:
         settings = self.settings
         if settings.schema_registry_url is not None:
-            await self._register_schemas()
+            ids = await self._register_schemas()
+            # Topics write the Confluent wire format when built with ids: build them again.
+            self.topics = TopicTable.build(settings.topic_prefix, registry_ids=ids)
+            self._build_writers(self.ingest.fast_path, ids)
         if settings.create_topics:
             created = await ensure_topics(
                 settings.kafka_bootstrap_servers, topic_specs(settings, self.topics)
@@ -327,84 +310,44 @@ class IngestService:
         await self.watcher.stop()
         await self.publisher.stop()
 
-    async def authorize(
-        self, feed: str, authorization: str | None, peer: str, forwarded_for: str | None
-    ) -> None:
-        """Check a request against the feeds file: UnknownFeed, Forbidden or Unauthorized."""
-        table = self.feeds
-        if table is None:
-            return  # insecure development mode, logged on every request by the app
-        if credentials_cached(table, feed, authorization):
-            authorize(table, feed, authorization, peer, forwarded_for)
-            return
-        # A cache miss runs scrypt (tens of ms, ~16 MiB): off the loop, a few at a time.
-        async with self._scrypt_slots:
-            await asyncio.to_thread(authorize, table, feed, authorization, peer, forwarded_for)
-
-    def _route(self, feed: str) -> tuple[RecordKind | None, str | None, Mapping[str, Topic]]:
-        config = self.feeds.feeds.get(feed) if self.feeds is not None else None
-        if config is None:
-            return None, None, {}
-        return config.kind, config.campaign, self._overrides.get(feed, {})
-
     async def accept(
         self,
-        chunks: AsyncIterator[bytes],
+        body: AsyncIterator[bytes],
         *,
         feed: str,
-        content_encoding: str | None,
         request_id: str,
-    ) -> tuple[int, IngestSummary]:
-        """Take one pushed message: (200, summary) once committed, or (202, ...) once spooled."""
-        kind, campaign, topics = self._route(feed)
-        with self.admission.request() as ticket:
-            metered = ticket.metered(chunks)
-            if self.spool is None:
-                summary = await self.ingest.ingest(
-                    self._decoded(metered, content_encoding),
-                    feed=feed,
-                    kind=kind,
-                    campaign=campaign,
-                    topics=topics,
-                    campaigns=self.campaigns,
-                    on_records=ticket.take_records,
-                )
-                return 200, summary
-            entry = await self.spool.put(
-                metered, feed=feed, content_encoding=content_encoding, request_id=request_id
-            )
-            try:
-                summary = await self.ingest.check(
-                    self._decoded(entry.body(), content_encoding), feed=feed, kind=kind
-                )
-            except BaseException:
-                self.spool.discard(entry)
-                raise
-            await self.spool.keep(entry)
+        on_records: Callable[[int], None] | None = None,
+    ) -> IngestSummary:
+        """Take one pushed message, its body already decoded: the summary once Kafka
+        committed it, or (spool mode) once it is on disk, with status SPOOLED.
+
+        ``on_records`` is told how many records each chunk brought (admission control).
+        """
+        route = self.routing.route(feed)
+        if self.spool is None:
+            return await self.ingest.ingest(body, route, on_records=on_records)
+        entry = await self.spool.put(body, feed=feed, content_encoding=None, request_id=request_id)
+        try:
+            summary = await self.ingest.check(entry.body(), route)
+        except BaseException:
+            self.spool.discard(entry)
+            raise
+        await self.spool.keep(entry)
         assert self.spool_worker is not None
         self.spool_worker.wake()
-        return 202, summary
-
-    def _decoded(
-        self, chunks: AsyncIterator[bytes], content_encoding: str | None
-    ) -> AsyncIterator[bytes]:
-        return decoded_body(
-            chunks,
-            content_encoding,
-            max_body_bytes=self.settings.max_body_bytes,
-            max_decompressed_bytes=self.settings.max_decompressed_bytes,
-        )
+        return summary
 
     async def _publish_spooled(self, entry: SpoolEntry) -> None:
         # The feed as configured now: a feed removed from the file since publishes as auto.
-        kind, campaign, topics = self._route(entry.feed)
+        # Entries written before bodies were decoded on arrival still name their coding.
         summary = await self.ingest.ingest(
-            self._decoded(entry.body(), entry.content_encoding),
-            feed=entry.feed,
-            kind=kind,
-            campaign=campaign,
-            topics=topics,
-            campaigns=self.campaigns,
+            decoded_body(
+                entry.body(),
+                entry.content_encoding,
+                max_body_bytes=self.settings.max_body_bytes,
+                max_decompressed_bytes=self.settings.max_decompressed_bytes,
+            ),
+            self.routing.route(entry.feed),
             received_at_ms=entry.received_at_ms,
         )
         log.info(

@@ -121,7 +121,7 @@ class Publisher:
 
     def slot_of(self, key: str) -> int:
         """The delivery slot of a receipt key."""
-        return partition_for(key.encode(), self.slots)
+        return partition_for(key.encode(), self.slots, key_hash=self.config.key_hash)
 
     async def _producer(self, slot: int) -> TransactionalProducer:
         producer = self._producers.get(slot)

@@ -37,6 +37,7 @@ def backfill_command(
     """
     from consumer.api.client import MailTrackingClient
     from consumer.ingest.backfill import backfill
+    from consumer.ingest.routing import Routing
     from consumer.service import kafka_config, record_shapes
     from producer import Publisher, TopicTable
 
@@ -58,9 +59,8 @@ def backfill_command(
                 imbs,
                 client=client,
                 publisher=publisher,
-                topics=topics,
+                route=Routing(topics).route(feed),
                 shapes=record_shapes(),
-                feed=feed,
                 concurrency=concurrency,
                 on_piece=lambda _: progress.update(),
             )

@@ -12,6 +12,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from consumer.core.status import ReceiptStatus
+
 __all__ = ["GroupVerdict", "judge_group"]
 
 Receipt = Mapping[str, Any]
@@ -21,7 +23,7 @@ Receipt = Mapping[str, Any]
 class GroupVerdict:
     """A group receipt to write: GROUP_COMPLETE, or GROUP_INCOMPLETE once its time ran out."""
 
-    status: str
+    status: ReceiptStatus
     feed: str | None
     tot_msg_cnt: int | None
     tot_rec_cnt: int | None
@@ -41,7 +43,7 @@ def judge_group(
     timeout_ms: int,
 ) -> GroupVerdict | None:
     """The group receipt to write now, or None when the current one still holds."""
-    if not messages or (current is not None and current["status"] == "GROUP_COMPLETE"):
+    if not messages or (current is not None and current["status"] == ReceiptStatus.GROUP_COMPLETE):
         return None
     problems: list[str] = []
     tot_msg_cnt = _agreed(messages, "tot_msg_cnt", "totMsgCnt", problems)
@@ -55,7 +57,7 @@ def judge_group(
         and all(serial in messages for serial in range(1, tot_msg_cnt + 1))
     )
     if complete:
-        status = "GROUP_COMPLETE"
+        status = ReceiptStatus.GROUP_COMPLETE
         assert tot_msg_cnt is not None
         beyond = [serial for serial in serials if serial > tot_msg_cnt]
         if beyond:
@@ -63,7 +65,7 @@ def judge_group(
         if tot_rec_cnt is not None and records != tot_rec_cnt:
             problems.append(f"records received {records} != totRecCnt {tot_rec_cnt}")
     elif current is None and now_ms - first_seen_ms >= timeout_ms:
-        status = "GROUP_INCOMPLETE"
+        status = ReceiptStatus.GROUP_INCOMPLETE
         if tot_msg_cnt is None:
             problems.append("no message says totMsgCnt")
         else:

@@ -23,7 +23,7 @@ from typing import Any
 
 import orjson
 
-from consumer.errors import LimitExceeded, MalformedMessage, RecordTooLarge
+from consumer.errors import LimitExceeded, MalformedMessage, NestingTooDeep, RecordTooLarge
 
 __all__ = ["EnvelopeField", "FlatRecords", "MessageParser", "RawRecord", "nesting_depth"]
 
@@ -290,12 +290,7 @@ class MessageParser:
             raise self._fail(f"invalid JSON: {exc}") from exc
         # The message itself and events are two levels; a flat record adds one.
         if raw.count(b"{") + raw.count(b"[") > 1 and nesting_depth(value) + 2 > self._max_depth:
-            raise LimitExceeded(
-                "max_json_depth",
-                self._max_depth,
-                f"JSON nested deeper than max_json_depth={self._max_depth}",
-                status=400,
-            )
+            raise NestingTooDeep(self._max_depth)
         return value
 
     def _value_end(self, pos: int, member: str | None = None) -> int:

@@ -94,6 +94,25 @@ class DeadLetter:
     kind: RecordKind | None
     reasons: list[tuple[str | None, str]] = field(default_factory=list)
 
+    @classmethod
+    def of(
+        cls, key: str, provenance: Provenance, index: int, raw: str, rejection: Rejection
+    ) -> DeadLetter:
+        """The dead letter of a rejected record, as every path writes it: where the record
+        came from, its kind when known, every reason, and the record as received."""
+        reasons = [(reason.field, reason.problem) for reason in rejection.reasons]
+        return cls(
+            key=key,
+            value={
+                "provenance": provenance.for_record(index),
+                "kind": rejection.kind.value if rejection.kind else None,
+                "reasons": [{"field": name, "problem": problem} for name, problem in reasons],
+                "raw": raw,
+            },
+            kind=rejection.kind,
+            reasons=reasons,
+        )
+
 
 Outcome = ScanEvent | DeadLetter
 
@@ -326,15 +345,5 @@ class MessagePipeline:
     def _dead_letter(
         self, provenance: Provenance, index: int, raw: bytes, rejection: Rejection
     ) -> DeadLetter:
-        reasons = [(reason.field, reason.problem) for reason in rejection.reasons]
-        return DeadLetter(
-            key=f"{provenance.msg_grp_id}/{provenance.msg_ser_nbr}",
-            value={
-                "provenance": provenance.for_record(index),
-                "kind": rejection.kind.value if rejection.kind else None,
-                "reasons": [{"field": name, "problem": problem} for name, problem in reasons],
-                "raw": raw.decode(),
-            },
-            kind=rejection.kind,
-            reasons=reasons,
-        )
+        key = f"{provenance.msg_grp_id}/{provenance.msg_ser_nbr}"
+        return DeadLetter.of(key, provenance, index, raw.decode(), rejection)

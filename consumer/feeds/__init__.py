@@ -18,7 +18,7 @@ else is pure apart from the verification cache.
 
 from consumer.feeds.access import authorize, basic_credentials, credentials_cached
 from consumer.feeds.dev import DEV_FEED, DEV_USER, generate_dev_credentials, password_file
-from consumer.feeds.errors import WWW_AUTHENTICATE, FeedsFileError, Forbidden, Unauthorized
+from consumer.feeds.errors import FeedsFileError, Forbidden, Unauthorized
 from consumer.feeds.model import FEED_NAME, TOPIC_KEYS, Feed, FeedTable, load_feeds, parse_feeds
 from consumer.feeds.networks import IPAddress, IPNetwork, client_address
 from consumer.feeds.passwords import clear_verification_cache, hash_password, verify_password
@@ -28,7 +28,6 @@ __all__ = [
     "DEV_USER",
     "FEED_NAME",
     "TOPIC_KEYS",
-    "WWW_AUTHENTICATE",
     "Feed",
     "FeedTable",
     "FeedsFileError",

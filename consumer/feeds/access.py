@@ -57,11 +57,11 @@ def authorize(
 ) -> Feed:
     """The feed a request may push to, or the error to answer it with.
 
-    Checks in order: the feed exists (else UnknownFeed, 404); the client address (see
+    Checks in order: the feed exists (else UnknownFeed); the client address (see
     ``client_address``) is in the feed's ``allowed_networks`` when it has some (else
-    Forbidden, 403, before any scrypt work, so that other networks cannot make us
-    spend CPU); the Basic credentials are the feed's (else Unauthorized, 401, with
-    ``headers`` to send). Credentials of another feed are simply wrong credentials.
+    Forbidden, before any scrypt work, so that other networks cannot make us spend
+    CPU); the Basic credentials are the feed's (else Unauthorized). Credentials of
+    another feed are simply wrong credentials.
 
     A cache miss costs one scrypt (tens of ms, ~16 MiB): call it off the event loop,
     or first ask ``credentials_cached``. Error messages never contain the header or

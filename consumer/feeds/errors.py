@@ -1,27 +1,20 @@
 """What goes wrong with the feeds file, and why a request is refused access to a feed.
 
-Errors of requests are answered by the one handler in ``consumer.http.app``:
+Errors of requests carry no HTTP status; ``consumer.http.errors`` maps them:
 
-    IngestError (consumer.errors)   status  code
-    ├── UnknownFeed                         unknown_feed   (consumer.errors)
-    ├── Unauthorized                401     unauthorized   (carries ``headers``: the challenge)
-    └── Forbidden                   403     forbidden      (client address not allowed)
+    IngestError (consumer.errors)   code
+    ├── UnknownFeed                 unknown_feed   (consumer.errors)
+    ├── Unauthorized                unauthorized   (credentials missing, malformed or wrong)
+    └── Forbidden                   forbidden      (client address not allowed)
 
     FeedsFileError                  the feeds file is invalid; names the feed and field
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from types import MappingProxyType
-from typing import Final
-
 from consumer.errors import IngestError
 
-__all__ = ["WWW_AUTHENTICATE", "FeedsFileError", "Forbidden", "Unauthorized"]
-
-WWW_AUTHENTICATE: Final = 'Basic realm="ivmtr-stream", charset="UTF-8"'
-"""The challenge sent with every 401 (RFC 7617; credentials are decoded as UTF-8)."""
+__all__ = ["FeedsFileError", "Forbidden", "Unauthorized"]
 
 
 class FeedsFileError(Exception):
@@ -43,20 +36,12 @@ class FeedsFileError(Exception):
 
 
 class Unauthorized(IngestError):
-    """Missing, malformed or wrong Basic credentials for the feed (401 + challenge)."""
+    """Missing, malformed or wrong Basic credentials for the feed."""
 
-    status = 401
     code = "unauthorized"
-
-    def __init__(self, detail: str) -> None:
-        super().__init__(detail)
-        # Response headers the error handler must add; a 401 without a challenge is
-        # not valid HTTP (RFC 9110 15.5.2).
-        self.headers: Mapping[str, str] = MappingProxyType({"WWW-Authenticate": WWW_AUTHENTICATE})
 
 
 class Forbidden(IngestError):
-    """The client address is outside the feed's ``allowed_networks`` (403)."""
+    """The client address is outside the feed's ``allowed_networks``."""
 
-    status = 403
     code = "forbidden"

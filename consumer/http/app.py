@@ -1,15 +1,17 @@
-"""The ASGI application: routes, the one error handler, and the lifespan that runs the service."""
+"""The ASGI application: routes, the error handler, and the lifespan that runs the service.
+
+One way through a push: authenticate, check the media type, admit, then read the body
+with its time limits, meter it, decode it, and hand the service the plain bytes. Domain
+errors raised anywhere on that way are answered by one Starlette exception handler.
+"""
 
 from __future__ import annotations
 
 import contextlib
-import re
 import time
 import uuid
 from collections.abc import AsyncIterator
-from typing import Any
 
-import orjson
 import structlog
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.applications import Starlette
@@ -17,10 +19,16 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from consumer.core.content import decoded_body
+from consumer.core.status import MessageStatus
 from consumer.errors import IngestError, Unavailable, UnknownFeed, UnsupportedMediaType
+from consumer.feeds import FEED_NAME
+from consumer.http.admission import Admission
+from consumer.http.auth import FeedAuthenticator
 from consumer.http.body import timed_body
+from consumer.http.errors import json_response, refusal_response, status_of
 from consumer.http.openapi import openapi_document
-from consumer.ingest.message import IngestSummary
+from consumer.ingest import IngestSummary
 from consumer.metrics import Metrics
 from consumer.service import IngestService
 from consumer.settings import Settings
@@ -29,29 +37,17 @@ __all__ = ["create_app"]
 
 log = structlog.get_logger()
 
-_FEED_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 
-
-def json_response(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
-    """A JSON response serialised with orjson."""
-    return Response(orjson.dumps(body), status, headers, media_type="application/json")
-
-
-def error_response(exc: IngestError, request_id: str, retry_after_s: int) -> Response:
-    """The JSON answer of a refused message; a 503 always says when to retry."""
-    headers = {"x-request-id": request_id, **getattr(exc, "headers", {})}
-    if isinstance(exc, Unavailable):
-        headers["retry-after"] = str(exc.retry_after or retry_after_s)
-    return json_response({**exc.body(), "request_id": request_id}, exc.status, headers)
+def answer_status(summary: IngestSummary) -> int:
+    """200 once committed to Kafka; 202 once only on the local spool."""
+    return 202 if summary.status is MessageStatus.SPOOLED else 200
 
 
 def record_outcome(metrics: Metrics, feed: str, summary: IngestSummary, elapsed: float) -> None:
     """Count one answered message."""
     metrics.messages.labels(feed, summary.status.lower()).inc()
-    metrics.request_seconds.labels(feed, "202" if summary.status == "SPOOLED" else "200").observe(
-        elapsed
-    )
-    if summary.duplicate or summary.status == "SPOOLED":
+    metrics.request_seconds.labels(feed, str(answer_status(summary))).observe(elapsed)
+    if summary.duplicate or summary.status is MessageStatus.SPOOLED:
         return
     metrics.received_bytes.labels(feed).inc(summary.body_bytes)
     metrics.commit_seconds.observe(summary.commit_seconds)
@@ -71,6 +67,21 @@ def record_outcome(metrics: Metrics, feed: str, summary: IngestSummary, elapsed:
 def create_app(settings: Settings, service: IngestService | None = None) -> Starlette:
     """Build the application; Kafka is connected by the lifespan, not here."""
     service = service or IngestService(settings)
+    authenticator = FeedAuthenticator(service.feeds)
+    admission = Admission(
+        max_requests=settings.max_concurrent_requests,
+        max_bytes=settings.max_inflight_bytes,
+        max_records=settings.max_inflight_records,
+        retry_after_s=settings.retry_after_s,
+    )
+    metrics = service.metrics
+    metrics.sample(
+        lambda: {
+            "ivmtr_inflight_requests": float(admission.requests),
+            "ivmtr_inflight_bytes": float(admission.body_bytes),
+            "ivmtr_inflight_records": float(admission.records),
+        }
+    )
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -84,20 +95,18 @@ def create_app(settings: Settings, service: IngestService | None = None) -> Star
             await service.stop()
             log.info("service stopped")
 
-    metrics = service.metrics
-
     async def push(request: Request) -> Response:
         feed = request.path_params["feed"]
         request_id = request.headers.get("x-request-id") or uuid.uuid4().hex
-        started = time.perf_counter()
+        request.state.request_id, request.state.started = request_id, time.perf_counter()
         structlog.contextvars.bind_contextvars(request_id=request_id, feed=feed)
         try:
-            if not _FEED_NAME.fullmatch(feed):
+            if not FEED_NAME.fullmatch(feed):
                 raise UnknownFeed("no such feed")
             if service.feeds is None:
                 log.warning("insecure development mode: push accepted without authentication")
             client = request.client
-            await service.authorize(
+            await authenticator.check(
                 feed,
                 request.headers.get("authorization"),
                 client.host if client is not None else "",
@@ -108,18 +117,25 @@ def create_app(settings: Settings, service: IngestService | None = None) -> Star
                 raise UnsupportedMediaType(
                     f"Content-Type must be application/json, got {content_type or 'none'!r}"
                 )
-            status, summary = await service.accept(
-                timed_body(
-                    request.stream(),
-                    idle_s=settings.read_timeout_s,
-                    total_s=settings.body_timeout_s,
-                ),
-                feed=feed,
-                content_encoding=request.headers.get("content-encoding"),
-                request_id=request_id,
-            )
-            elapsed = time.perf_counter() - started
+            with admission.request() as ticket:
+                body = decoded_body(
+                    ticket.metered(
+                        timed_body(
+                            request.stream(),
+                            idle_s=settings.read_timeout_s,
+                            total_s=settings.body_timeout_s,
+                        )
+                    ),
+                    request.headers.get("content-encoding"),
+                    max_body_bytes=settings.max_body_bytes,
+                    max_decompressed_bytes=settings.max_decompressed_bytes,
+                )
+                summary = await service.accept(
+                    body, feed=feed, request_id=request_id, on_records=ticket.take_records
+                )
+            elapsed = time.perf_counter() - request.state.started
             record_outcome(metrics, feed, summary, elapsed)
+            status = answer_status(summary)
             log.info(
                 "message spooled" if status == 202 else "message published",
                 outcome=summary.status.lower(),
@@ -135,22 +151,8 @@ def create_app(settings: Settings, service: IngestService | None = None) -> Star
                 duration_s=round(elapsed, 4),
             )
             return json_response(summary.as_json(), status, headers={"x-request-id": request_id})
-        except IngestError as exc:
-            elapsed = time.perf_counter() - started
-            metrics.messages.labels(feed, "refused").inc()
-            metrics.refused.labels(feed, exc.code).inc()
-            metrics.request_seconds.labels(feed, str(exc.status)).observe(elapsed)
-            if exc.code == "kafka_unavailable":
-                metrics.kafka_errors.labels(exc.code).inc()
-            log.warning(
-                "message refused",
-                outcome="refused",
-                error=exc.code,
-                detail=exc.detail,
-                status=exc.status,
-                duration_s=round(elapsed, 4),
-            )
-            return error_response(exc, request_id, settings.retry_after_s)
+        except IngestError:
+            raise  # answered by ``refused``
         except Exception:
             # A bug: the transaction was aborted on the way out, so nothing was published.
             log.exception("unexpected error", outcome="error")
@@ -166,6 +168,29 @@ def create_app(settings: Settings, service: IngestService | None = None) -> Star
             )
         finally:
             structlog.contextvars.unbind_contextvars("request_id", "feed")
+
+    async def refused(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, IngestError)
+        feed = request.path_params.get("feed", "")
+        request_id = request.state.request_id
+        elapsed = time.perf_counter() - request.state.started
+        status = status_of(exc)
+        metrics.messages.labels(feed, "refused").inc()
+        metrics.refused.labels(feed, exc.code).inc()
+        metrics.request_seconds.labels(feed, str(int(status))).observe(elapsed)
+        if isinstance(exc, Unavailable) and exc.code == "kafka_unavailable":
+            metrics.kafka_errors.labels(exc.code).inc()
+        log.warning(
+            "message refused",
+            request_id=request_id,
+            feed=feed,
+            outcome="refused",
+            error=exc.code,
+            detail=exc.detail,
+            status=int(status),
+            duration_s=round(elapsed, 4),
+        )
+        return refusal_response(exc, request_id, settings.retry_after_s)
 
     async def metrics_endpoint(request: Request) -> Response:
         return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
@@ -192,5 +217,6 @@ def create_app(settings: Settings, service: IngestService | None = None) -> Star
             Route("/metrics", metrics_endpoint, methods=["GET"]),
             Route("/openapi.json", openapi, methods=["GET"]),
         ],
+        exception_handlers={IngestError: refused},
         lifespan=lifespan,
     )

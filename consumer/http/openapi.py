@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from consumer.core.status import MessageStatus
+
 __all__ = ["openapi_document"]
 
 _LONG_MAX = 2**63 - 1
@@ -56,7 +58,7 @@ _SUMMARY = {
             "type": "boolean",
             "description": "Published before with the same content; nothing published now.",
         },
-        "status": {"type": "string", "enum": ["PUBLISHED", "DUPLICATE", "CONFLICT", "SPOOLED"]},
+        "status": {"type": "string", "enum": [status.value for status in MessageStatus]},
         "problems": {"type": "array", "items": {"type": "string"}},
     },
 }

@@ -19,9 +19,11 @@ import structlog
 from consumer.api.client import MailTrackingClient
 from consumer.api.models import ApiError, ApiUnavailable, PieceNotFound, RuleViolation
 from consumer.core.enrich import Provenance, enrich
+from consumer.core.pipeline import DeadLetter
 from consumer.core.records import RecordKind, RecordShape
 from consumer.core.validate import Rejection, validate_record
-from producer import Publisher, PublishError, TopicTable
+from consumer.ingest.routing import FeedRoute
+from producer import Publisher, PublishError
 
 __all__ = ["BackfillSummary", "backfill"]
 
@@ -60,21 +62,16 @@ async def backfill(
     *,
     client: MailTrackingClient,
     publisher: Publisher,
-    topics: TopicTable,
+    route: FeedRoute,
     shapes: Mapping[RecordKind, RecordShape],
-    feed: str = "api",
     concurrency: int = 4,
     on_piece: Callable[[str], None] | None = None,
 ) -> BackfillSummary:
-    """Fetch every IMb's scans and publish them; never raises for one piece's trouble."""
+    """Fetch every IMb's scans and publish them by ``route`` (its feed names them as their
+    source feed); never raises for one piece's trouble."""
     summary = BackfillSummary()
     slots = asyncio.Semaphore(concurrency)
-    topic_of = {
-        RecordKind.PIECE: topics.piece_scans,
-        RecordKind.BUNDLE: topics.bundle_scans,
-        RecordKind.HANDLING_UNIT: topics.handling_unit_scans,
-        RecordKind.CONTAINER: topics.container_scans,
-    }
+    feed = route.feed
 
     async def one(imb: str) -> None:
         async with slots:
@@ -110,17 +107,14 @@ async def backfill(
             result = validate_record(record, shapes, RecordKind.PIECE)
             if isinstance(result, Rejection):
                 dead += 1
-                letter = {
-                    "provenance": provenance.for_record(index),
-                    "kind": "piece",
-                    "reasons": [{"field": r.field, "problem": r.problem} for r in result.reasons],
-                    "raw": orjson.dumps(record).decode(),
-                }
-                messages.append(topics.dead_letters.message(f"api:{imb}", letter))
+                letter = DeadLetter.of(
+                    f"api:{imb}", provenance, index, orjson.dumps(record).decode(), result
+                )
+                messages.append(route.dead_letters.message(letter.key, letter.value))
                 continue
             value = enrich(result, provenance, index)
             messages.append(
-                topic_of[result.kind].message(
+                route.scans[result.kind].message(
                     result.object_id,
                     value,
                     (("ivmtr.feed", feed.encode()), ("ivmtr.source", b"api")),

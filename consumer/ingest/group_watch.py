@@ -14,6 +14,7 @@ from typing import Any
 import structlog
 
 from consumer.core.groups import GroupVerdict, judge_group
+from consumer.core.status import ReceiptStatus
 from producer import Publisher, PublishError
 from producer.deliveries import GroupState, group_key
 
@@ -60,7 +61,7 @@ class GroupWatcher:
         incomplete = 0
         for group in self._publisher.log.groups():
             if self._verdict(group) is None:
-                if group.receipt is None or group.receipt["status"] != "GROUP_COMPLETE":
+                if group.receipt is None or group.receipt["status"] != ReceiptStatus.GROUP_COMPLETE:
                     incomplete += 1
                 continue
             if await self._write(group.msg_grp_id):
@@ -79,7 +80,7 @@ class GroupWatcher:
 
     async def _write(self, msg_grp_id: str) -> bool:
         key = group_key(msg_grp_id)
-        started = self._receipt(msg_grp_id, None, "STARTED")
+        started = self._receipt(msg_grp_id, None, ReceiptStatus.STARTED)
         async with self._publisher.delivery(key, started) as delivery:
             group = self._publisher.log.group(msg_grp_id)
             verdict = self._verdict(group) if group is not None else None
@@ -92,10 +93,13 @@ class GroupWatcher:
                 self._publisher.topics.deliveries.message(key, receipt, partition=delivery.slot)
             )
         logger = (
-            log.warning if verdict.problems or verdict.status == "GROUP_INCOMPLETE" else log.info
+            log.warning
+            if verdict.problems or verdict.status is ReceiptStatus.GROUP_INCOMPLETE
+            else log.info
         )
         logger(
-            "message group " + ("complete" if verdict.status == "GROUP_COMPLETE" else "incomplete"),
+            "message group "
+            + ("complete" if verdict.status is ReceiptStatus.GROUP_COMPLETE else "incomplete"),
             msg_grp_id=msg_grp_id,
             messages=len(verdict.messages_received),
             tot_msg_cnt=verdict.tot_msg_cnt,
@@ -106,7 +110,7 @@ class GroupWatcher:
         return True
 
     def _receipt(
-        self, msg_grp_id: str, verdict: GroupVerdict | None, status: str
+        self, msg_grp_id: str, verdict: GroupVerdict | None, status: ReceiptStatus
     ) -> dict[str, Any]:
         return {
             "kind": "GROUP",

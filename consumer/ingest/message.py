@@ -25,13 +25,14 @@ from typing import Any
 
 import structlog
 
-from consumer.core.campaigns import CampaignRule
 from consumer.core.fastpath import ScanFastPath
 from consumer.core.parse import FlatRecords
 from consumer.core.pipeline import DeadLetter, Envelope, Limits, MessagePipeline, Outcome, ScanEvent
 from consumer.core.records import RecordKind, RecordShape
+from consumer.core.status import MessageStatus, ReceiptStatus
 from consumer.errors import Unavailable
-from producer import KafkaMessage, Publisher, PublishError, Topic, TopicTable
+from consumer.ingest.routing import FeedRoute
+from producer import KafkaMessage, Publisher, PublishError, Topic
 from producer.deliveries import message_key
 from producer.publisher import Delivery
 
@@ -58,7 +59,7 @@ class IngestSummary:
     body_bytes: int = 0
     fast_path_records: int = 0
     duplicate: bool = False
-    status: str = "PUBLISHED"
+    status: MessageStatus = MessageStatus.PUBLISHED
     problems: list[str] = field(default_factory=list)
     commit_seconds: float = 0.0
 
@@ -72,7 +73,7 @@ class IngestSummary:
             "published": dict(self.published),
             "rejected": self.rejected,
             "duplicate": self.duplicate,
-            "status": self.status,
+            "status": self.status.value,
             "problems": self.problems,
         }
 
@@ -83,7 +84,7 @@ class MessageIngest:
     def __init__(
         self,
         publisher: Publisher,
-        topics: TopicTable,
+        deliveries: Topic,
         shapes: Mapping[RecordKind, RecordShape],
         *,
         limits: Limits,
@@ -95,47 +96,37 @@ class MessageIngest:
         self.publisher = publisher
         self.fast_path = fast_path
         self.flat_records = flat_records
-        self.topics = topics
+        self.deliveries = deliveries
         self.kafka_timeout_s = kafka_timeout_s
         self.replica_id = replica_id
         self._shapes = shapes
         self._limits = limits
-        self.topic_of = {
-            RecordKind.PIECE: topics.piece_scans,
-            RecordKind.BUNDLE: topics.bundle_scans,
-            RecordKind.HANDLING_UNIT: topics.handling_unit_scans,
-            RecordKind.CONTAINER: topics.container_scans,
-        }
 
     async def ingest(
         self,
         body: AsyncIterator[bytes],
+        route: FeedRoute,
         *,
-        feed: str,
-        kind: RecordKind | None = None,
-        campaign: str | None = None,
-        topics: Mapping[str, Topic] | None = None,
-        campaigns: Sequence[CampaignRule] = (),
         received_at_ms: int | None = None,
         on_records: Callable[[int], None] | None = None,
     ) -> IngestSummary:
         """Read, process and publish one message; returns only after Kafka committed it.
 
-        ``topics`` replaces default topics by kind (``piece`` ... ``dead_letters``) for this
-        feed. ``on_records`` is told how many records each chunk brought (admission control).
+        ``route`` says where the feed's records go. ``on_records`` is told how many records
+        each chunk brought (admission control).
         """
         pipeline = MessagePipeline(
-            feed=feed,
+            feed=route.feed,
             received_at_ms=received_at_ms or time.time_ns() // 1_000_000,
             shapes=self._shapes,
-            kind=kind,
-            campaign=campaign,
-            campaigns=campaigns,
+            kind=route.kind,
+            campaign=route.campaign,
+            campaigns=route.campaigns,
             limits=self._limits,
             fast_path=self.fast_path,
             flat_records=self.flat_records,
         )
-        run = _MessageRun(self, pipeline, IngestSummary(feed=feed), topics or {})
+        run = _MessageRun(self, pipeline, IngestSummary(feed=route.feed), route)
         try:
             async with contextlib.AsyncExitStack() as stack:
                 stack.callback(pipeline.close)
@@ -154,20 +145,18 @@ class MessageIngest:
             raise Unavailable("Kafka did not commit the message in time") from exc
         return run.summary
 
-    async def check(
-        self, body: AsyncIterator[bytes], *, feed: str, kind: RecordKind | None = None
-    ) -> IngestSummary:
+    async def check(self, body: AsyncIterator[bytes], route: FeedRoute) -> IngestSummary:
         """Parse and validate a message without publishing it (spool mode answers after this)."""
         pipeline = MessagePipeline(
-            feed=feed,
+            feed=route.feed,
             received_at_ms=0,
             shapes=self._shapes,
-            kind=kind,
+            kind=route.kind,
             limits=self._limits,
             fast_path=self.fast_path,
             flat_records=self.flat_records,
         )
-        summary = IngestSummary(feed=feed, status="SPOOLED")
+        summary = IngestSummary(feed=route.feed, status=MessageStatus.SPOOLED)
 
         def count(outcomes: list[Outcome]) -> None:
             summary.received += len(outcomes)
@@ -202,13 +191,11 @@ class _MessageRun:
         ingest: MessageIngest,
         pipeline: MessagePipeline,
         summary: IngestSummary,
-        overrides: Mapping[str, Topic],
+        route: FeedRoute,
     ) -> None:
         self.ingest = ingest
-        self.topic_of = {
-            kind: overrides.get(kind.value) or topic for kind, topic in ingest.topic_of.items()
-        }
-        self.dead_letters = overrides.get("dead_letters") or ingest.topics.dead_letters
+        self.topic_of = route.scans
+        self.dead_letters = route.dead_letters
         self.pipeline = pipeline
         self.summary = summary
         self.sha256 = hashlib.sha256()
@@ -288,7 +275,7 @@ class _MessageRun:
             envelope.msg_ser_nbr,
         )
         key = message_key(envelope.msg_grp_id, envelope.msg_ser_nbr)
-        started = self.receipt("STARTED", content_sha256=None)
+        started = self.receipt(ReceiptStatus.STARTED, content_sha256=None)
         delivery = await stack.enter_async_context(
             self.ingest.publisher.delivery(key, started, first)
         )
@@ -311,7 +298,7 @@ class _MessageRun:
         prior = delivery.prior
         if prior is not None and prior["content_sha256"] == digest:
             delivery.discard = True
-            summary.duplicate, summary.status = True, "DUPLICATE"
+            summary.duplicate, summary.status = True, MessageStatus.DUPLICATE
             summary.published = dict(prior["published"])
             return
         if envelope.rec_cnt is not None and envelope.rec_cnt != summary.received:
@@ -325,19 +312,19 @@ class _MessageRun:
                 received=summary.received,
             )
         if prior is not None:
-            summary.status = "CONFLICT"
+            summary.status = MessageStatus.CONFLICT
             summary.problems.append(
                 "msgGrpId/msgSerNbr published before with other content "
                 f"(sha256 {prior['content_sha256']})"
             )
             summary.problem_codes.append("conflict")
             log.warning("message published again with other content", key=delivery.key)
-        receipt = self.receipt(summary.status, content_sha256=digest)
+        receipt = self.receipt(ReceiptStatus(summary.status), content_sha256=digest)
         delivery.receipt = receipt
-        deliveries = self.ingest.topics.deliveries
+        deliveries = self.ingest.deliveries
         await delivery.add(deliveries.message(delivery.key, receipt, partition=delivery.slot))
 
-    def receipt(self, status: str, *, content_sha256: str | None) -> dict[str, Any]:
+    def receipt(self, status: ReceiptStatus, *, content_sha256: str | None) -> dict[str, Any]:
         envelope, summary = self.pipeline.envelope, self.summary
         assert envelope.msg_grp_id is not None
         return {

@@ -10,6 +10,7 @@ import pytest
 
 from consumer.api.client import ApiConfig, MailTrackingClient
 from consumer.ingest.backfill import backfill
+from consumer.ingest.routing import Routing
 from consumer.service import kafka_config, record_shapes
 from consumer.settings import load_settings
 from consumer.simulator import MailingSpec, generate_records, message_group
@@ -51,9 +52,8 @@ async def test_backfilled_scans_carry_the_event_ids_of_pushed_ones(
             [*imbs, "00270" + "9" * 15, "not-an-imb"],
             client=api,
             publisher=publisher,
-            topics=topics,
+            route=Routing(topics).route("backfill"),
             shapes=record_shapes(),
-            feed="backfill",
         )
     assert summary.published_pieces == len(imbs)
     assert summary.not_found == ["00270" + "9" * 15]

@@ -14,8 +14,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from consumer.core.content import decoded_body
 from consumer.errors import LimitExceeded, MalformedMessage, UnsupportedEncoding
-from consumer.http.body import decoded_body
+from consumer.http.errors import status_of
 
 MIB = 1 << 20
 # Repetitive but not constant, so it compresses well yet deflate's matches vary.
@@ -102,7 +103,7 @@ async def test_max_body_bytes(encoding: str | None, chunks: list[bytes], limit: 
     with pytest.raises(LimitExceeded) as caught:
         await read(chunks, encoding, max_body_bytes=limit)
     assert caught.value.context == {"limit": "max_body_bytes", "value": limit}
-    assert (caught.value.status, caught.value.code) == (413, "limit_exceeded")
+    assert (status_of(caught.value), caught.value.code) == (413, "limit_exceeded")
 
 
 @pytest.mark.parametrize("encoding", [None, "gzip"])
@@ -117,7 +118,7 @@ async def test_max_decompressed_bytes(encoding: str) -> None:
     with pytest.raises(LimitExceeded) as caught:
         await read([data], encoding, max_decompressed_bytes=len(PLAIN) - 1)
     assert caught.value.context == {"limit": "max_decompressed_bytes", "value": len(PLAIN) - 1}
-    assert caught.value.status == 413
+    assert status_of(caught.value) == 413
     assert b"".join(await read([data], encoding, max_decompressed_bytes=len(PLAIN))) == PLAIN
 
 
@@ -185,7 +186,7 @@ async def test_broken_streams(encoding: str, chunks: list[bytes], detail: str) -
     with pytest.raises(MalformedMessage) as caught:
         await read(chunks, encoding)
     assert caught.value.detail == detail
-    assert caught.value.status == 400
+    assert status_of(caught.value) == 400
 
 
 @pytest.mark.parametrize(
@@ -217,7 +218,7 @@ async def test_unsupported_encoding(encoding: str) -> None:
             source, encoding, max_body_bytes=1 << 30, max_decompressed_bytes=1 << 30
         ):
             pass
-    assert (caught.value.status, caught.value.code) == (415, "unsupported_content_encoding")
+    assert (status_of(caught.value), caught.value.code) == (415, "unsupported_content_encoding")
     assert caught.value.detail == (
         f"Content-Encoding {encoding.strip().lower()!r} is not supported (use gzip or deflate)"
     )

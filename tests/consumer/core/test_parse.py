@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 from consumer.core.parse import EnvelopeField, FlatRecords, MessageParser, RawRecord
 from consumer.errors import LimitExceeded, MalformedMessage, RecordTooLarge
+from consumer.http.errors import status_of
 from consumer.native import record_scanner
 from tests.samples import LDE_JSON as LDE
 from tests.samples import PIECE_JSON as PIECE
@@ -253,7 +254,7 @@ def test_malformed_messages(body: bytes, detail: str, offset: int) -> None:
         parse(body)
     assert caught.value.detail == detail
     assert caught.value.context == {"offset": offset}
-    assert (caught.value.status, caught.value.code) == (400, "malformed_message")
+    assert (status_of(caught.value), caught.value.code) == (400, "malformed_message")
 
 
 @pytest.mark.parametrize(
@@ -318,7 +319,7 @@ def test_record_over_max_record_bytes_is_refused_while_it_streams(chunk: int) ->
         parse(body, chunk, max_record_bytes=1024)
     error = caught.value
     assert isinstance(error, LimitExceeded)
-    assert (error.status, error.code) == (413, "limit_exceeded")
+    assert (status_of(error), error.code) == (413, "limit_exceeded")
     assert error.context == {"limit": "max_record_bytes", "value": 1024, "index": 1}
     assert error.detail == "record 1 of events is larger than max_record_bytes=1024"
 

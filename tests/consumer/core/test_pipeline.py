@@ -18,6 +18,7 @@ from consumer.errors import (
     MalformedMessage,
     RecordTooLarge,
 )
+from consumer.http.errors import status_of
 from consumer.service import record_shapes
 from producer.topics import TopicTable
 from producer.wire import SingleObjectDecoder
@@ -240,7 +241,7 @@ def test_missing_envelope_fields(data: bytes, field: str) -> None:
         run(data)
     assert caught.value.detail == f"{field}: is missing"
     assert caught.value.context == {"field": field}
-    assert (caught.value.status, caught.value.code) == (400, "invalid_envelope")
+    assert (status_of(caught.value), caught.value.code) == (400, "invalid_envelope")
 
 
 @pytest.mark.parametrize(
@@ -290,7 +291,7 @@ def test_max_events() -> None:
     assert len(run(body(records=[PIECE, LDE]), limits=limits)) == 2
     with pytest.raises(LimitExceeded) as caught:
         run(body(records=[PIECE, LDE, TRAY]), limits=limits)
-    assert (caught.value.status, caught.value.code) == (413, "limit_exceeded")
+    assert (status_of(caught.value), caught.value.code) == (413, "limit_exceeded")
     assert caught.value.context == {"limit": "max_events_per_message", "value": 2}
 
 

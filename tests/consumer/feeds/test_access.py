@@ -12,7 +12,6 @@ from hypothesis import strategies as st
 from consumer.core.records import RecordKind
 from consumer.errors import IngestError, UnknownFeed
 from consumer.feeds import (
-    WWW_AUTHENTICATE,
     Feed,
     FeedTable,
     Forbidden,
@@ -22,6 +21,7 @@ from consumer.feeds import (
     hash_password,
     load_feeds,
 )
+from consumer.http.errors import refusal_response, status_of
 from tests.consumer.feeds.samples import (
     FAST,
     FLATS,
@@ -98,9 +98,10 @@ def test_unauthorized(table: FeedTable, header: str | None, detail: str) -> None
         authorize(table, "flats", header, OUTSIDE, None)
     error = caught.value
     assert detail in error.detail
-    assert (error.status, error.code) == (401, "unauthorized")
-    assert dict(error.headers) == {"WWW-Authenticate": WWW_AUTHENTICATE}
-    assert WWW_AUTHENTICATE == 'Basic realm="ivmtr-stream", charset="UTF-8"'
+    assert error.code == "unauthorized"
+    answer = refusal_response(error, "request-1", retry_after_s=5)
+    assert answer.status_code == 401
+    assert answer.headers["www-authenticate"] == 'Basic realm="ivmtr-stream", charset="UTF-8"'
     shown = f"{error} {error.body()} {error!r}"
     for secret in (FLATS_PASSWORD, LETTERS_PASSWORD, "wrong-password"):
         assert secret not in shown
@@ -120,14 +121,14 @@ def test_another_feeds_credentials_after_they_were_cached(table: FeedTable) -> N
 def test_unknown_feed(table: FeedTable) -> None:
     with pytest.raises(UnknownFeed) as caught:
         authorize(table, "parcels", FLATS, OUTSIDE, None)
-    assert caught.value.status == 404
+    assert status_of(caught.value) == 404
 
 
 def test_disallowed_network_is_refused_before_credentials(table: FeedTable) -> None:
     for header in (LETTERS, None, basic("usps-letters", "wrong")):
         with pytest.raises(Forbidden) as caught:
             authorize(table, "letters", header, OUTSIDE, None)
-        assert (caught.value.status, caught.value.code) == (403, "forbidden")
+        assert (status_of(caught.value), caught.value.code) == (403, "forbidden")
         assert OUTSIDE in caught.value.detail
         assert LETTERS_PASSWORD not in str(caught.value)
 

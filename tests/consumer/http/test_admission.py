@@ -10,6 +10,7 @@ import pytest
 
 from consumer.errors import IngestError, Unavailable
 from consumer.http.admission import Admission, Overloaded
+from consumer.http.errors import status_of
 
 
 def admission(
@@ -40,7 +41,7 @@ def test_overloaded_is_a_503_with_retry_after() -> None:
     error = caught.value
     assert isinstance(error, Unavailable)
     assert isinstance(error, IngestError)
-    assert error.status == 503
+    assert status_of(error) == 503
     assert error.code == "overloaded"
     assert error.retry_after == 7
     assert error.body()["error"] == "overloaded"
@@ -71,7 +72,7 @@ def test_bytes_limit_exact() -> None:
         with pytest.raises(Overloaded) as caught:
             ticket.take_bytes(1)
         assert caught.value.retry_after == 3
-        assert caught.value.status == 503
+        assert status_of(caught.value) == 503
         assert "max_inflight_bytes=100" in caught.value.detail
         assert a.body_bytes == 100  # the refused take is not counted
         ticket.take_bytes(0)

@@ -18,6 +18,7 @@ from consumer.errors import (
     Unavailable,
 )
 from consumer.http.admission import Overloaded
+from consumer.http.errors import status_of
 from consumer.ingest.spool import Spool, SpoolEntry, SpoolWorker
 
 MIB = 1 << 20
@@ -201,7 +202,7 @@ async def test_full_spool_refused_up_front(tmp_path: Path) -> None:
 
     with pytest.raises(Unavailable) as caught:
         await spool.put(source(), feed="pieces", content_encoding=None, request_id="r2")
-    assert caught.value.status == 503
+    assert status_of(caught.value) == 503
     assert "spool_max_bytes=1000" in caught.value.detail
     assert pulled == 0  # refused before reading the body
     assert leftovers(tmp_path) == []
