@@ -19,12 +19,12 @@ from consumer.simulator.generate import (
     container_records,
     format_scan_datetime,
     generate_records,
+    handling_unit_records,
     message_group,
     new_message_group_id,
     parse_scan_datetime,
     piece_records,
     record_kind,
-    tray_records,
 )
 
 __all__ = [
@@ -40,10 +40,10 @@ __all__ = [
     "facility_for_zip",
     "format_scan_datetime",
     "generate_records",
+    "handling_unit_records",
     "message_group",
     "new_message_group_id",
     "parse_scan_datetime",
     "piece_records",
     "record_kind",
-    "tray_records",
 ]

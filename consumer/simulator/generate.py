@@ -36,6 +36,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import NamedTuple, TypeVar
 from zoneinfo import ZoneInfo
 
+from consumer.core.records import RecordKind
 from consumer.simulator.facilities import FACILITIES, Facility
 
 __all__ = [
@@ -47,12 +48,12 @@ __all__ = [
     "container_records",
     "format_scan_datetime",
     "generate_records",
+    "handling_unit_records",
     "message_group",
     "new_message_group_id",
     "parse_scan_datetime",
     "piece_records",
     "record_kind",
-    "tray_records",
 ]
 
 _T = TypeVar("_T")
@@ -238,35 +239,35 @@ def generate_records(spec: MailingSpec) -> Iterator[dict[str, object]]:
         yield from _container_chunk(spec, mailing, container, counters[container.job.mid], rng)
 
 
-def record_kind(record: dict[str, object]) -> str:
-    """Which object a record describes: "container", "tray", "bundle" or "piece"."""
+def record_kind(record: dict[str, object]) -> RecordKind:
+    """Which object a generated record describes (its fields say so without ambiguity)."""
     if "imcb" in record:
-        return "container"
+        return RecordKind.CONTAINER
     if "imtb" in record:
-        return "tray"
+        return RecordKind.HANDLING_UNIT
     if "edocPackageId" in record or "deviceId" in record:
-        return "bundle"
-    return "piece"
+        return RecordKind.BUNDLE
+    return RecordKind.PIECE
 
 
 def piece_records(spec: MailingSpec) -> Iterator[dict[str, object]]:
     """Only the piece records (A, AA and L events) of `generate_records(spec)`."""
-    return (r for r in generate_records(spec) if record_kind(r) == "piece")
+    return (r for r in generate_records(spec) if record_kind(r) is RecordKind.PIECE)
 
 
-def tray_records(spec: MailingSpec) -> Iterator[dict[str, object]]:
+def handling_unit_records(spec: MailingSpec) -> Iterator[dict[str, object]]:
     """Only the handling-unit (tray) records of `generate_records(spec)`."""
-    return (r for r in generate_records(spec) if record_kind(r) == "tray")
+    return (r for r in generate_records(spec) if record_kind(r) is RecordKind.HANDLING_UNIT)
 
 
 def container_records(spec: MailingSpec) -> Iterator[dict[str, object]]:
     """Only the container (pallet) records of `generate_records(spec)`."""
-    return (r for r in generate_records(spec) if record_kind(r) == "container")
+    return (r for r in generate_records(spec) if record_kind(r) is RecordKind.CONTAINER)
 
 
 def bundle_records(spec: MailingSpec) -> Iterator[dict[str, object]]:
     """Only the flats bundle records of `generate_records(spec)`."""
-    return (r for r in generate_records(spec) if record_kind(r) == "bundle")
+    return (r for r in generate_records(spec) if record_kind(r) is RecordKind.BUNDLE)
 
 
 def message_group(

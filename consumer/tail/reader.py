@@ -41,12 +41,12 @@ __all__ = [
 KINDS: dict[str, str] = {
     "ivmtr.events.PieceScan": "piece",
     "ivmtr.events.BundleScan": "bundle",
-    "ivmtr.events.HandlingUnitScan": "unit",
+    "ivmtr.events.HandlingUnitScan": "handling_unit",
     "ivmtr.events.ContainerScan": "container",
     "ivmtr.events.DeadLetter": "dead",
     "ivmtr.events.DeliveryReceipt": "receipt",
 }
-_SCANS = frozenset({"piece", "bundle", "unit", "container"})
+_SCANS = frozenset({"piece", "bundle", "handling_unit", "container"})
 _SCHEMA_HEADER = "ivmtr.schema"
 
 
@@ -73,7 +73,8 @@ class TailedRecord:
 
     @property
     def kind(self) -> str:
-        """piece, bundle, unit, container, dead, receipt, or "?" for a value that is not ours."""
+        """A record kind (piece, bundle, handling_unit, container), dead, receipt, or "?" for a
+        value that is not ours."""
         name = self.schema or self.headers.get(_SCHEMA_HEADER)
         return KINDS.get(name or "", "?")
 
@@ -186,7 +187,7 @@ def _mids(record: TailedRecord) -> set[str]:
     value = record.value if isinstance(record.value, Mapping) else {}
     if record.kind in ("piece", "bundle"):
         found = [(value.get("barcode") or {}).get("mailer_id")]
-    elif record.kind in ("unit", "container"):
+    elif record.kind in ("handling_unit", "container"):
         found = [value.get("mailer_id")]
     else:
         raw = _raw(record)
@@ -216,7 +217,7 @@ def json_line(record: TailedRecord) -> bytes:
 
 _COLUMNS = (  # title, width
     ("TIME (UTC)", 19),
-    ("KIND", 9),
+    ("KIND", 13),
     ("KEY", 28),
     ("OP", 3),
     ("HET", 3),

@@ -236,12 +236,6 @@ def _pool() -> list[tuple[str, dict[str, Any]]]:
     Distinct scans only, so that two records of one message never share an event id
     (even with their pieceId dropped) and ``event_id`` counts mean what they say.
     """
-    kinds = {
-        "piece": "piece",
-        "bundle": "bundle",
-        "tray": "handling_unit",
-        "container": "container",
-    }
     pool: list[tuple[str, dict[str, Any]]] = [
         ("piece", PIECE),
         ("piece", LDE),
@@ -253,7 +247,7 @@ def _pool() -> list[tuple[str, dict[str, Any]]]:
     spec = MailingSpec(pieces=6, bundles=True, flats_share=0.5, seed=20261102)
     per_kind: Counter[str] = Counter()
     for record in generate_records(spec):
-        kind = kinds[record_kind(record)]
+        kind = record_kind(record).value
         if per_kind[kind] < 5:
             per_kind[kind] += 1
             pool.append((kind, record))

@@ -37,7 +37,7 @@ USER, PASSWORD = "usps-simulator", "sim-secret-42"
 TOPIC_OF_KIND = {
     "piece": "piece-scans",
     "bundle": "bundle-scans",
-    "tray": "handling-unit-scans",
+    "handling_unit": "handling-unit-scans",
     "container": "container-scans",
 }
 

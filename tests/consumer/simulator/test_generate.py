@@ -346,7 +346,7 @@ def test_no_trays_means_no_handling_unit_records_and_no_assumed_events() -> None
 
 
 def test_tray_records_are_shaped_like_iv_mtr_handling_units() -> None:
-    trays = [r for r in big_mailing() if record_kind(r) == "tray"]
+    trays = [r for r in big_mailing() if record_kind(r) == "handling_unit"]
     assert trays
     for tray in trays:
         imtb, mid, serial = s(tray, "imtb"), s(tray, "imtbMid"), s(tray, "imtbSerialNumber")
@@ -470,7 +470,7 @@ def test_generation_is_lazy() -> None:
 
 def test_a_thousand_piece_mailing() -> None:
     kinds = Counter(record_kind(r) for r in mailing())
-    assert kinds["container"] > 0 and kinds["tray"] > 0 and kinds["bundle"] == 0
+    assert kinds["container"] > 0 and kinds["handling_unit"] > 0 and kinds["bundle"] == 0
     assert 4000 < kinds["piece"] < 12000
 
 

@@ -188,7 +188,7 @@ def test_each_kind_is_told_by_its_schema(records: dict[str, TailedRecord]) -> No
         "lde": "piece",
         "nine": "piece",
         "other": "piece",
-        "tray": "unit",
+        "tray": "handling_unit",
         "container": "container",
         "dead": "dead",
         "receipt": "receipt",
@@ -322,7 +322,7 @@ def test_scan_rows_line_up_under_the_header(records: dict[str, TailedRecord]) ->
 def test_piece_row(records: dict[str, TailedRecord]) -> None:
     row = table_row(records["piece"])
     header = table_header()
-    assert row.startswith("2016-01-23 03:29:53 piece     00040699515990019102 ")
+    assert row.startswith("2016-01-23 03:29:53 piece         00040699515990019102 ")
     assert row[header.index("OP") :].startswith("918 A   MERRIFIELD, Merrifield VA")
     assert row[header.index("PHASE") :].startswith("3c    2f2980d0")
 
@@ -335,7 +335,7 @@ def test_logical_delivery_row_shows_the_delivery_zip(records: dict[str, TailedRe
 
 def test_tray_row_without_opcode_or_phase(records: dict[str, TailedRecord]) -> None:
     row = table_row(records["tray"])
-    assert row.startswith("2016-01-21 14:00:00 unit      999991234567890123456789 ")
+    assert row.startswith("2016-01-21 14:00:00 handling_unit 999991234567890123456789 ")
     assert " -   A   CHICAGO IL P&DC, Chicago IL" in row
     assert row[table_header().index("PHASE") :].startswith("-     ")
 
@@ -353,14 +353,14 @@ def test_long_facility_names_are_cut_to_the_column() -> None:
 
 def test_dead_letter_row_lists_the_reasons(records: dict[str, TailedRecord]) -> None:
     row = table_row(records["dead"])
-    assert row.startswith("2025-01-13 17:01:58 dead      17367877181793X9RM5Z/2 ")
+    assert row.startswith("2025-01-13 17:01:58 dead          17367877181793X9RM5Z/2 ")
     assert "reasons: " in row
     assert "scanDatetime: " in row and "scanEventCode: " in row
 
 
 def test_receipt_rows_show_status_and_counts(records: dict[str, TailedRecord]) -> None:
     row = table_row(records["receipt"])
-    assert row.startswith(f"2026-11-02 14:05:06 receipt   msg:{GROUP}/2")
+    assert row.startswith(f"2026-11-02 14:05:06 receipt       msg:{GROUP}/2")
     assert row.endswith("PUBLISHED message 2/5 records 3 rejected 1 piece-scans=2")
     group = table_row(records["group"])
     assert group.endswith(
