@@ -53,6 +53,7 @@ lint: install
 	$(BIN)/ruff format --check consumer producer tests bench
 	$(BIN)/mypy
 	cd native && cargo fmt --check && cargo clippy --all-targets -- -D warnings
+	$(BIN)/lint-imports
 
 bench: install kafka
 	$(BIN)/python bench/run.py
