@@ -13,7 +13,7 @@ import asyncio
 import json
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar, cast
+from typing import Any, TypeVar, cast, get_args
 
 import click
 import fastavro.schema
@@ -36,15 +36,7 @@ __all__ = ["registry_config", "registry_problems", "release_problems", "schemas"
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-_LEVELS = (
-    "NONE",
-    "BACKWARD",
-    "BACKWARD_TRANSITIVE",
-    "FORWARD",
-    "FORWARD_TRANSITIVE",
-    "FULL",
-    "FULL_TRANSITIVE",
-)
+_LEVELS: tuple[str, ...] = get_args(CompatibilityLevel)
 
 
 def registry_config(
