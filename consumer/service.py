@@ -21,7 +21,7 @@ from consumer.core.records import RecordKind, RecordShape
 from consumer.feeds import FeedsFileError, FeedTable, load_feeds
 from consumer.ingest.group_watch import GroupWatcher
 from consumer.ingest.message import IngestSummary, MessageIngest
-from consumer.ingest.routing import Routing, override_schemas
+from consumer.ingest.routing import Routing, override_schemas, scan_topics
 from consumer.ingest.spool import Spool, SpoolEntry, SpoolWorker
 from consumer.metrics import Metrics
 from consumer.native import load_native, record_scanner
@@ -161,12 +161,7 @@ def _fast_path(settings: Settings, topics: TopicTable) -> ScanFastPath | None:
         return ScanFastPath.build(
             native,
             record_shapes(),
-            {
-                RecordKind.PIECE: topics.piece_scans.schema,
-                RecordKind.BUNDLE: topics.bundle_scans.schema,
-                RecordKind.HANDLING_UNIT: topics.handling_unit_scans.schema,
-                RecordKind.CONTAINER: topics.container_scans.schema,
-            },
+            {kind: topic.schema for kind, topic in scan_topics(topics).items()},
             max_string_length=settings.max_string_length,
         )
     except FastPathUnavailable as exc:

@@ -35,7 +35,7 @@ from click.testing import CliRunner
 
 from consumer.cli.schemas import schemas
 from consumer.core.pipeline import DeadLetter, MessagePipeline, ScanEvent
-from consumer.core.records import RecordKind
+from consumer.ingest.routing import scan_topics
 from consumer.service import record_shapes
 from consumer.simulator import MailingSpec, generate_records
 from producer import TopicTable
@@ -226,12 +226,7 @@ def pipeline_values(topics: TopicTable) -> dict[str, list[dict[str, Any]]]:
     records = list(generate_records(MailingSpec(pieces=50, bundles=True, flats_share=0.5)))
     body = orjson.dumps({"msgGrpId": "G", "msgSerNbr": 1, "events": [*records, {"noise": 1}]})
     pipeline = MessagePipeline(feed="f", received_at_ms=0, shapes=record_shapes())
-    by_kind = {
-        RecordKind.PIECE: topics.piece_scans,
-        RecordKind.BUNDLE: topics.bundle_scans,
-        RecordKind.HANDLING_UNIT: topics.handling_unit_scans,
-        RecordKind.CONTAINER: topics.container_scans,
-    }
+    by_kind = scan_topics(topics)
     values: dict[str, list[dict[str, Any]]] = {topic.name: [] for topic in topics}
     for outcome in pipeline.feed(body) + pipeline.finish():
         if isinstance(outcome, ScanEvent):

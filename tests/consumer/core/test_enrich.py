@@ -13,6 +13,7 @@ from consumer.core.enrich import Provenance, enrich, event_id
 from consumer.core.records import RecordKind
 from consumer.core.stid import lookup_stid
 from consumer.core.validate import ValidRecord, validate_record
+from consumer.ingest.routing import scan_topics
 from consumer.service import record_shapes
 from producer.topics import Topic, TopicTable
 from producer.wire import SingleObjectDecoder
@@ -21,12 +22,7 @@ from tests.samples import LDE, PIECE
 SHAPES = record_shapes()
 TOPICS = TopicTable.build()
 DECODE = SingleObjectDecoder(topic.schema for topic in TOPICS)
-TOPIC_OF = {
-    RecordKind.PIECE: TOPICS.piece_scans,
-    RecordKind.BUNDLE: TOPICS.bundle_scans,
-    RecordKind.HANDLING_UNIT: TOPICS.handling_unit_scans,
-    RecordKind.CONTAINER: TOPICS.container_scans,
-}
+TOPIC_OF = scan_topics(TOPICS)
 
 RECEIVED_MS = 1_736_787_718_179  # the epoch-ms prefix of the sample msgGrpId
 PROVENANCE = Provenance(

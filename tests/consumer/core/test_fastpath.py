@@ -27,6 +27,7 @@ from consumer.core.parse import FlatRecords, MessageParser, RawRecord
 from consumer.core.pipeline import MessagePipeline, repeated_keys
 from consumer.core.records import RecordKind
 from consumer.core.validate import Rejection, validate_record
+from consumer.ingest.routing import scan_topics
 from consumer.native import NativeUnavailable, load_native, record_scanner
 from consumer.service import _fast_path, kafka_config, record_shapes
 from consumer.settings import Settings, SettingsError
@@ -38,12 +39,7 @@ from tests.samples import LDE, PIECE
 
 SHAPES = record_shapes()
 TOPICS = TopicTable.build()
-SCHEMAS = {
-    RecordKind.PIECE: TOPICS.piece_scans.schema,
-    RecordKind.BUNDLE: TOPICS.bundle_scans.schema,
-    RecordKind.HANDLING_UNIT: TOPICS.handling_unit_scans.schema,
-    RecordKind.CONTAINER: TOPICS.container_scans.schema,
-}
+SCHEMAS = {kind: topic.schema for kind, topic in scan_topics(TOPICS).items()}
 ENCODERS = {kind: compile_encoder(schema.parsed) for kind, schema in SCHEMAS.items()}
 MAX_STRING = 100
 NATIVE = load_native("require")

@@ -13,7 +13,7 @@ import orjson
 import pytest
 
 from consumer.core.pipeline import DeadLetter, MessagePipeline, ScanEvent
-from consumer.core.records import RecordKind
+from consumer.ingest.routing import scan_topics
 from consumer.service import record_shapes
 from consumer.tail.reader import (
     TailedRecord,
@@ -113,12 +113,7 @@ def pushed(*records: dict[str, Any], feed: str = "letters") -> list[TailedRecord
     body = orjson.dumps({"msgGrpId": GROUP, "msgSerNbr": 2, "events": list(records)})
     pipeline = MessagePipeline(feed=feed, received_at_ms=RECEIVED_MS, shapes=record_shapes())
     outcomes = pipeline.feed(body) + pipeline.finish()
-    topics = {
-        RecordKind.PIECE: TOPICS.piece_scans,
-        RecordKind.BUNDLE: TOPICS.bundle_scans,
-        RecordKind.HANDLING_UNIT: TOPICS.handling_unit_scans,
-        RecordKind.CONTAINER: TOPICS.container_scans,
-    }
+    topics = scan_topics(TOPICS)
     result = []
     for offset, outcome in enumerate(outcomes):
         if isinstance(outcome, ScanEvent):
