@@ -8,7 +8,9 @@ Kafka outages. An entry whose content can never be published (it is malformed) i
 moved to ``rejected/`` with the reason, for a person to look at.
 
 Entry file: one JSON line (feed, content encoding, when received, request id), then the
-body exactly as it was received.
+body. The service spools bodies already decoded (content encoding null); entries written
+by earlier versions hold the body as received, and their content encoding says how to
+decode it when they are published.
 """
 
 from __future__ import annotations
