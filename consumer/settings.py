@@ -110,7 +110,7 @@ class Settings(BaseSettings):
     )
     spool_dir: Path = Field(Path(".local/spool"), description="Spool directory (ack_mode=spool).")
     spool_max_bytes: int = Field(
-        8 << 30, ge=1 << 20, description="Spool size beyond which pushes get 503."
+        8 << 30, ge=1 << 20, description="Spool size (decoded bodies) beyond which pushes get 503."
     )
     max_concurrent_requests: int = Field(
         64, ge=1, description="Pushes handled at once; more get 503."
