@@ -19,11 +19,20 @@ else is pure apart from the verification cache.
 from consumer.feeds.access import authorize, basic_credentials, credentials_cached
 from consumer.feeds.dev import DEV_FEED, DEV_USER, generate_dev_credentials, password_file
 from consumer.feeds.errors import FeedsFileError, Forbidden, Unauthorized
-from consumer.feeds.model import FEED_NAME, TOPIC_KEYS, Feed, FeedTable, load_feeds, parse_feeds
+from consumer.feeds.model import (
+    DEAD_LETTERS,
+    FEED_NAME,
+    TOPIC_KEYS,
+    Feed,
+    FeedTable,
+    load_feeds,
+    parse_feeds,
+)
 from consumer.feeds.networks import IPAddress, IPNetwork, client_address
 from consumer.feeds.passwords import clear_verification_cache, hash_password, verify_password
 
 __all__ = [
+    "DEAD_LETTERS",
     "DEV_FEED",
     "DEV_USER",
     "FEED_NAME",

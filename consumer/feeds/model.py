@@ -25,12 +25,22 @@ from consumer.feeds.keys import no_unknown_keys
 from consumer.feeds.networks import IPNetwork, parse_networks
 from consumer.feeds.passwords import is_password_hash
 
-__all__ = ["FEED_NAME", "TOPIC_KEYS", "Feed", "FeedTable", "load_feeds", "parse_feeds"]
+__all__ = [
+    "DEAD_LETTERS",
+    "FEED_NAME",
+    "TOPIC_KEYS",
+    "Feed",
+    "FeedTable",
+    "load_feeds",
+    "parse_feeds",
+]
 
 FEED_NAME: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 """Feed names, as accepted in the URL by ``consumer.http.app``."""
 
-TOPIC_KEYS: Final = frozenset({*(kind.value for kind in RecordKind), "dead_letters"})
+DEAD_LETTERS: Final = "dead_letters"
+"""The key of the dead-letter topic in a feed's ``topics`` table, beside the record kinds."""
+TOPIC_KEYS: Final = frozenset({*(kind.value for kind in RecordKind), DEAD_LETTERS})
 """Keys of a feed's ``topics`` table: the record kinds, and ``dead_letters``."""
 
 # Kafka's own rule for topic names (``kafka.common.internals.Topic``).

@@ -8,27 +8,23 @@ record goes is the same for every feed, and is decided here and nowhere else.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import Final
 
 from consumer.core.campaigns import CampaignRule
 from consumer.core.records import RecordKind
-from consumer.feeds import FeedTable
+from consumer.feeds import DEAD_LETTERS, FeedTable
 from producer import Schema, Topic, TopicTable
 
 __all__ = [
-    "DEAD_LETTERS",
     "FeedRoute",
     "Routing",
     "default_schemas",
     "override_schemas",
     "scan_topics",
 ]
-
-DEAD_LETTERS: Final = "dead_letters"
-"""The key of the dead-letter topic in a feed's ``topics`` table, beside the record kinds."""
 
 
 def scan_topics(topics: TopicTable) -> dict[RecordKind, Topic]:
@@ -95,19 +91,22 @@ class Routing:
             for name, schema in sorted(override_schemas(feeds, topics).items())
         )
         by_name = {topic.name: topic for topic in self.overrides}
-        self._routes: dict[str, FeedRoute] = {}
-        for feed in feeds.feeds.values() if feeds is not None else ():
-            named = {key: by_name[name] for key, name in feed.topics.items()}
-            self._routes[feed.name] = self._route(
-                feed.name, feed.kind, feed.campaign, named.get(DEAD_LETTERS), named
+        self._default = self._route("", None, None, {})
+        self._routes = {
+            feed.name: self._route(
+                feed.name,
+                feed.kind,
+                feed.campaign,
+                {key: by_name[name] for key, name in feed.topics.items()},
             )
+            for feed in (feeds.feeds.values() if feeds is not None else ())
+        }
 
     def _route(
         self,
         feed: str,
         kind: RecordKind | None,
         campaign: str | None,
-        dead_letters: Topic | None,
         named: Mapping[str, Topic],
     ) -> FeedRoute:
         scans = {
@@ -120,13 +119,11 @@ class Routing:
             campaign=campaign,
             campaigns=tuple(self._campaigns),
             scans=MappingProxyType(scans),
-            dead_letters=dead_letters or self._dead_letters,
+            dead_letters=named.get(DEAD_LETTERS, self._dead_letters),
         )
 
     def route(self, feed: str) -> FeedRoute:
         """The feed's route; a feed not in the feeds file (development mode, or removed
         since its messages were spooled) detects kinds and writes to the default topics."""
         route = self._routes.get(feed)
-        if route is None:
-            route = self._route(feed, None, None, None, {})
-        return route
+        return route if route is not None else dataclasses.replace(self._default, feed=feed)
