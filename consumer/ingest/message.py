@@ -194,7 +194,7 @@ class _MessageRun:
         route: FeedRoute,
     ) -> None:
         self.ingest = ingest
-        self.topic_of = route.scans
+        self.topic_of = dict(route.scans)  # a plain dict: looked up once per record
         self.dead_letters = route.dead_letters
         self.pipeline = pipeline
         self.summary = summary
