@@ -9,7 +9,10 @@
 //! tests compare both paths byte for byte.
 
 mod avro;
+mod batch;
+mod crc32c;
 mod json;
+mod run;
 mod scantime;
 
 use std::collections::{HashMap, HashSet};
@@ -22,7 +25,9 @@ use pyo3::types::PyBytes;
 use sha2::{Digest, Sha256};
 
 use avro::Writer;
+use batch::{NativeBatch, RecordBatches};
 use json::Value;
+use run::EncodedRun;
 use scantime::ScanTime;
 
 const PIECE: u8 = 0;
@@ -400,6 +405,57 @@ impl MessageContext {
             encoded.push(Self::encoded(py, taken));
         }
         Ok(encoded)
+    }
+
+    /// Records from the first on, encoded without holding the GIL, up to the first one the
+    /// Python path must take: (the run, how many records it took). A mailPhase not in the
+    /// cache is asked of Python holding the GIL, as `encode_many` does, and the run goes on.
+    fn encode_run(
+        &self,
+        py: Python<'_>,
+        raws: Vec<PyBackedBytes>,
+        indexes: Vec<i64>,
+    ) -> PyResult<(EncodedRun, usize)> {
+        if raws.len() != indexes.len() {
+            return Err(pyo3::exceptions::PyValueError::new_err(
+                "raws and indexes differ in length",
+            ));
+        }
+        let encoder = self.encoder.get();
+        let mut run = EncodedRun::default();
+        let mut next = 0;
+        while next < raws.len() {
+            // (where it stopped, what stopped it), or None at the end of the records.
+            let stop = py.allow_threads(|| {
+                for at in next..raws.len() {
+                    let taken = self.event(encoder, &raws[at], indexes[at], &mut |text| {
+                        Ok(Self::cached_phase(encoder, text))
+                    });
+                    match taken {
+                        Ok(Taken::Event(event)) => run.push(event),
+                        other => return Some((at, other)),
+                    }
+                }
+                None
+            });
+            let Some((at, taken)) = stop else {
+                break;
+            };
+            let taken = match taken? {
+                // A mailPhase text not seen before: Python names its symbol.
+                Taken::NeedsGil => self.event(encoder, &raws[at], indexes[at], &mut |text| {
+                    Self::phase(py, encoder, text)
+                })?,
+                taken => taken,
+            };
+            match taken {
+                Taken::Event(event) => run.push(event),
+                Taken::Python | Taken::NeedsGil => break,
+            }
+            next = at + 1;
+        }
+        let taken = run.len();
+        Ok((run, taken))
     }
 }
 
@@ -1005,6 +1061,9 @@ fn ivmtr_native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(flat_records, m)?)?;
     m.add_class::<ScanEncoder>()?;
     m.add_class::<MessageContext>()?;
+    m.add_class::<EncodedRun>()?;
+    m.add_class::<RecordBatches>()?;
+    m.add_class::<NativeBatch>()?;
     Ok(())
 }
 
