@@ -41,10 +41,12 @@ class RecordBatches:
     """Open Kafka record batches (format v2, uncompressed), one per (topic index, partition).
 
     Byte for byte what aiokafka's ``DefaultRecordBatchBuilder`` (and so its ``BatchBuilder``)
-    writes for the same records and timestamps; a batch is sealed as aiokafka's builder
-    refuses a record: when the record would take the batch (61-byte header + records) past
-    ``max_batch_bytes`` and the batch already holds one. The first record of a batch is
-    always taken, however large. Not for sharing between threads while a call runs.
+    writes for the same records and timestamps. A batch is sealed when the next record would
+    take it (61-byte header + records) past ``max_batch_bytes`` and it already holds one, as
+    aiokafka's pure-Python builder and Kafka's Java producer refuse a record; the first
+    record of a batch is always taken, however large. (aiokafka's Cython builder refuses a
+    record that would fill its batch exactly to the bound too: only where batches end can
+    differ from it.) Not for sharing between threads while a call runs.
     """
 
     def __init__(self, *, partitions: list[int], max_batch_bytes: int, transactional: bool) -> None:

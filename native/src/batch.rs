@@ -3,6 +3,11 @@
 //! built without the GIL and handed to aiokafka's accumulator (`producer.send_batch`).
 //!
 //! A batch is one buffer: 61 header bytes, written when it is built, then the records.
+//! It is sealed when the next record would take it past the bound (the first record is
+//! always taken), as aiokafka's pure-Python builder and Kafka's Java producer refuse a
+//! record. aiokafka's Cython builder (the one it uses when its extensions are built)
+//! refuses one byte earlier, a record that would fill the batch exactly to the bound:
+//! only where batches end can differ from it, never the bytes of a batch.
 //!
 //! ```text
 //! RecordBatch => BaseOffset i64 (0), Length i32 (bytes after it), PartitionLeaderEpoch
