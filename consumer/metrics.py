@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 __all__ = ["Metrics"]
@@ -14,12 +14,17 @@ _LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30,
 
 
 class _Sampled(Collector):
-    """Gauges read from the service's state when scraped."""
+    """Gauges, and counters kept by the service's parts, read from them when scraped."""
 
-    def __init__(self, read: Callable[[], dict[str, float]]) -> None:
+    def __init__(
+        self,
+        read: Callable[[], dict[str, float]],
+        counters: Callable[[], Mapping[str, Mapping[str, float]]] | None = None,
+    ) -> None:
         self._read = read
+        self._counters = counters
 
-    def collect(self) -> Iterator[GaugeMetricFamily]:
+    def collect(self) -> Iterator[Metric]:
         helps = {
             "ivmtr_inflight_requests": "Pushes being handled now.",
             "ivmtr_inflight_bytes": "Body bytes of the pushes being handled now.",
@@ -27,11 +32,30 @@ class _Sampled(Collector):
             "ivmtr_incomplete_message_groups": "Message groups with messages still missing.",
             "ivmtr_spool_entries": "Messages spooled and not yet published (ack_mode=spool).",
             "ivmtr_kafka_connected": "1 when the service is connected to Kafka.",
+            "ivmtr_delivery_log_entries": "Message receipts the delivery log holds in memory "
+            "to recognise re-sent messages.",
         }
         values = self._read()
         for name, text in helps.items():
             if name in values:
                 yield GaugeMetricFamily(name, text, value=values[name])
+        if self._counters is None:
+            return
+        # name -> (label, help); the values are name -> {label value: count}.
+        counter_helps = {
+            "ivmtr_delivery_log_evictions": (
+                "reason",
+                "Message receipts the delivery log dropped: cap (delivery_log_max_keys, "
+                "oldest first) or retention (older than delivery_retention_days).",
+            ),
+        }
+        counts = self._counters()
+        for name, (label, text) in counter_helps.items():
+            if name in counts:
+                family = CounterMetricFamily(name, text, labels=[label])
+                for value, count in sorted(counts[name].items()):
+                    family.add_metric([value], count)
+                yield family
 
 
 class Metrics:
@@ -109,6 +133,11 @@ class Metrics:
             registry=registry,
         )
 
-    def sample(self, read: Callable[[], dict[str, float]]) -> None:
-        """Export gauges read from the service when Prometheus scrapes."""
-        self.registry.register(_Sampled(read))
+    def sample(
+        self,
+        read: Callable[[], dict[str, float]],
+        counters: Callable[[], Mapping[str, Mapping[str, float]]] | None = None,
+    ) -> None:
+        """Export gauges (``read``), and counters kept elsewhere (``counters``: name ->
+        label value -> count), read from the service when Prometheus scrapes."""
+        self.registry.register(_Sampled(read, counters))

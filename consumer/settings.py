@@ -85,6 +85,20 @@ class Settings(BaseSettings):
     group_check_interval_s: float = Field(
         5.0, gt=0, description="How often message groups are checked."
     )
+    delivery_retention_days: float = Field(
+        30.0,
+        gt=0,
+        description="Days a message receipt is kept in memory to recognise a re-sent message "
+        "(IV-MTR's data is available for 30 days after the scan date); older ones are dropped "
+        "when the deliveries topic is read at start and by a sweep every minute. A message "
+        "re-sent later is published again, as a new one.",
+    )
+    delivery_log_max_keys: int = Field(
+        1_000_000,
+        ge=1,
+        description="Most message receipts kept in memory (about 350 bytes each); past it the "
+        "oldest are evicted, and a message evicted and re-sent is published again, as a new one.",
+    )
 
     # Schema registry
     schema_registry_url: str | None = Field(

@@ -157,6 +157,29 @@ def check_run(scenarios: set[str]) -> Callable[[str, Path], None]:
     return check
 
 
+def check_receipts_memory(stdout: str, tmp: Path) -> None:
+    assert figures(stdout, rf"^messages pushed\s+({NUMBER})$")[0] == 600
+    assert figures(stdout, rf"^rate\s+({NUMBER}) messages/s$")[0] > 0
+    tenth = figures(stdout, rf"^VmRSS after 60 messages\s+({NUMBER}) MB$")[0]
+    whole = figures(stdout, rf"^VmRSS after 600 messages\s+({NUMBER}) MB$")[0]
+    ratio = figures(stdout, rf"^ratio\s+({NUMBER})\s+\(target <= 1.10\)")[0]
+    assert tenth > 0 and whole > 0 and ratio == pytest.approx(whole / tenth, abs=0.01)
+    assert (
+        figures(stdout, rf"^delivery log entries \(/metrics\)\s+({NUMBER})\s+\(cap 20\)$")[0] == 20
+    )
+    assert figures(stdout, rf"^evicted by the cap \(/metrics\)\s+({NUMBER})$")[0] == 580
+    assert re.search(r"^first message pushed again\s+published again$", stdout, re.MULTILINE)
+    assert re.search(r"^last message pushed again\s+duplicate$", stdout, re.MULTILINE)
+    assert figures(stdout, rf"^bytes per message receipt \(tracemalloc\)\s+({NUMBER})$")[0] > 0
+    result = read_json(
+        tmp / "results" / "receipts-memory-latest.json",
+        {"plan", "run", "metrics", "pushed_again", "in_process", "checks", "service_exit_code"},
+    )
+    assert result["plan"]["max_keys"] == 20 and result["run"]["failure_count"] == 0
+    assert result["run"]["duplicates"] == 0
+    assert result["service_exit_code"] in (0, -signal.SIGTERM)
+
+
 TINY: dict[str, Tiny] = {
     "avro_encoder": Tiny(
         lambda tmp: ["--events=200", "--repeat=1", f"--json={tmp / 'avro_encoder.json'}"],
@@ -182,6 +205,11 @@ TINY: dict[str, Tiny] = {
                 "memory",
             }
         ),
+        True,
+    ),
+    "receipts_memory": Tiny(
+        lambda tmp: ["--tiny", f"--results={tmp / 'results'}", f"--run-dir={tmp / 'run'}"],
+        check_receipts_memory,
         True,
     ),
     # The old name of run.py, arguments passed on: the cheapest scenario is enough.

@@ -39,6 +39,8 @@ def test_defaults() -> None:
         "transaction_timeout_s": 300.0,
         "group_timeout_s": 21600.0,
         "group_check_interval_s": 5.0,
+        "delivery_retention_days": 30.0,
+        "delivery_log_max_keys": 1_000_000,
         "schema_registry_url": None,
         "schema_registry_user": None,
         "schema_registry_password": None,
