@@ -2,8 +2,9 @@
 
 The service wiring calls ``load_native`` with the ``fast_path`` setting and hands what it
 uses of the module to its parts: the record scanner to the message parser, the encoder
-to ``ScanFastPath.build``, the key hash to the producer's ``KafkaConfig``. Nothing else
-imports ``ivmtr_native``, so ``off`` means no native code runs at all.
+to ``ScanFastPath.build``, the key hash and the record batch builder to the producer's
+``KafkaConfig``. Nothing else imports ``ivmtr_native``, so ``off`` means no native code
+runs at all.
 """
 
 from __future__ import annotations
@@ -33,6 +34,10 @@ class NativeModule(Protocol):
     @property
     def ScanEncoder(self) -> Callable[..., Any]:
         """The encoder of a service's event schemas (``consumer.core.fastpath``)."""
+
+    @property
+    def RecordBatches(self) -> Callable[..., Any]:
+        """Kafka record batches built without the GIL (``producer.kafka.RecordBatches``)."""
 
 
 class NativeUnavailable(SettingsError):

@@ -67,8 +67,8 @@ def record_shapes() -> dict[RecordKind, RecordShape]:
 
 
 def kafka_config(settings: Settings) -> KafkaConfig:
-    """The producer settings out of the service settings (with the native key hash unless
-    ``fast_path`` is off or the module is not installed)."""
+    """The producer settings out of the service settings (with the native key hash and
+    record batches unless ``fast_path`` is off or the module is not installed)."""
     native = load_native(settings.fast_path)
     return KafkaConfig(
         bootstrap_servers=settings.kafka_bootstrap_servers,
@@ -78,6 +78,7 @@ def kafka_config(settings: Settings) -> KafkaConfig:
         request_timeout_ms=int(settings.kafka_timeout_s * 1000),
         transaction_timeout_ms=int(settings.transaction_timeout_s * 1000),
         key_hash=None if native is None else native.key_hash,
+        record_batches=None if native is None else native.RecordBatches,
     )
 
 

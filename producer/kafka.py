@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping
+import time
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any
+from typing import Any, Protocol
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import (
@@ -23,15 +24,48 @@ from aiokafka.errors import (
 from aiokafka.partitioner import murmur2
 
 from producer.errors import Fenced, KafkaUnavailable, PublishError, TransactionAborted
-from producer.topics import KafkaMessage
+from producer.topics import EncodedEvents, KafkaMessage
 
 __all__ = [
     "KafkaConfig",
     "PartitionedBatches",
+    "RecordBatches",
     "TransactionalProducer",
     "kafka_errors",
     "partition_for",
 ]
+
+
+#: (topic index, partition, batch) of a record batch ready to send.
+SealedBatch = tuple[int, int, Any]
+
+
+class RecordBatches(Protocol):
+    """Open Kafka record batches, one per topic-partition, built without the GIL
+    (``ivmtr_native.RecordBatches``: ``native/ivmtr_native.pyi``). Topics are indexes into
+    the list of partition counts the batches were made with."""
+
+    def append(
+        self,
+        topic: int,
+        partition: int,
+        key: bytes | None,
+        value: bytes,
+        headers: Sequence[tuple[str, bytes]],
+        timestamp_ms: int,
+    ) -> None:
+        """One record, at the end of its partition's open batch."""
+
+    def append_run(
+        self, run: Any, routes: list[tuple[int, bytes, list[tuple[str, bytes]]]], timestamp_ms: int
+    ) -> None:
+        """Every event of a native run, each to its key's default partition."""
+
+    def sealed(self) -> list[SealedBatch]:
+        """The batches that filled up since the last call; taken out."""
+
+    def drain(self) -> list[SealedBatch]:
+        """Every batch holding records, open ones sealed now; taken out."""
 
 
 @dataclass(frozen=True)
@@ -49,6 +83,10 @@ class KafkaConfig:
     #: Kafka's murmur2 of a key masked to 31 bits, e.g. the compiled one the service hands
     #: in; None is aiokafka's, in Python. Either gives the Java client's partitions.
     key_hash: Callable[[bytes], int] | None = None
+    #: Builds whole record batches off the GIL (``ivmtr_native.RecordBatches``), e.g. the
+    #: compiled one the service hands in; None appends record by record to aiokafka's own
+    #: batches. Either writes the same records; compressed batches are always aiokafka's.
+    record_batches: Callable[..., RecordBatches] | None = None
 
 
 @contextlib.contextmanager
@@ -86,9 +124,12 @@ def partition_for(
 
 
 class PartitionedBatches:
-    """Fills one aiokafka batch per topic-partition and submits each as it fills.
+    """Fills one batch per topic-partition and submits each as it fills.
 
-    The batch API costs far less per record than one ``send()`` each (aiokafka #528).
+    Batches are aiokafka's (its batch API costs far less per record than one ``send()``
+    each, aiokafka #528) or, given ``record_batches``, built whole without the GIL and
+    handed to the same accumulator: the producer still stamps its id, epoch and sequence
+    on each when it drains it, and the batch computes its CRC after that.
     """
 
     def __init__(
@@ -96,10 +137,14 @@ class PartitionedBatches:
         producer: AIOKafkaProducer,
         partitions: Mapping[str, int],
         key_hash: Callable[[bytes], int] | None = None,
+        record_batches: RecordBatches | None = None,
     ) -> None:
         self._producer = producer
         self._partitions = partitions
         self._key_hash = key_hash or _python_key_hash
+        self._native = record_batches
+        self._topics = list(partitions)  # the native batches' topic indexes
+        self._topic_index = {name: index for index, name in enumerate(self._topics)}
         self._open: dict[tuple[str, int], Any] = {}
         self._pending: list[asyncio.Future[Any]] = []
         self._round_robin = 0
@@ -114,26 +159,60 @@ class PartitionedBatches:
         self._round_robin += 1
         return message.topic, partition_for(message.key, count, self._round_robin, self._key_hash)
 
+    def _index(self, topic: str) -> int:
+        index = self._topic_index.get(topic)
+        if index is None:
+            raise PublishError(f"topic {topic!r} is not known to the producer")
+        return index
+
     async def add(self, message: KafkaMessage) -> None:
         """Queue one message; submits its partition's batch when that batch is full."""
         await self.add_many((message,))
 
-    async def add_many(self, messages: Iterable[KafkaMessage]) -> None:
-        """``add`` for many messages; awaits only when a batch fills."""
+    async def add_many(self, messages: Iterable[KafkaMessage | EncodedEvents]) -> None:
+        """Queue messages and natively encoded events, in order; awaits only to submit
+        batches that filled up."""
+        if self._native is not None:
+            self._add_native(messages)
+            for topic, partition, batch in self._native.sealed():
+                await self._send(batch, self._topics[topic], partition)
+            return
         open_batches, producer = self._open, self._producer
-        for message in messages:
-            slot = self._slot(message)
-            batch = open_batches.get(slot)
-            if batch is None:
-                batch = open_batches[slot] = producer.create_batch()
-            if not _append(batch, message):
-                await self._submit(slot)
-                batch = open_batches[slot] = producer.create_batch()
+        for item in messages:
+            for message in _expanded(item) if type(item) is EncodedEvents else (item,):
+                assert isinstance(message, KafkaMessage)
+                slot = self._slot(message)
+                batch = open_batches.get(slot)
+                if batch is None:
+                    batch = open_batches[slot] = producer.create_batch()
                 if not _append(batch, message):
-                    raise PublishError(
-                        f"a record of {len(message.value)} bytes exceeds the batch size"
-                    )
-            self.records += 1
+                    await self._submit(slot)
+                    batch = open_batches[slot] = producer.create_batch()
+                    if not _append(batch, message):
+                        raise PublishError(
+                            f"a record of {len(message.value)} bytes exceeds the batch size"
+                        )
+                self.records += 1
+
+    def _add_native(self, messages: Iterable[KafkaMessage | EncodedEvents]) -> None:
+        native = self._native
+        assert native is not None
+        now_ms = time.time_ns() // 1_000_000
+        for item in messages:
+            if type(item) is EncodedEvents:
+                routes = [
+                    (self._index(route.topic), route.prefix, list(route.headers))
+                    for route in item.routes
+                ]
+                native.append_run(item.run, routes, now_ms)
+                self.records += len(item.run)
+            else:
+                assert isinstance(item, KafkaMessage)
+                topic, partition = self._slot(item)
+                native.append(
+                    self._topic_index[topic], partition, item.key, item.value, item.headers, now_ms
+                )
+                self.records += 1
 
     async def send_now(self, message: KafkaMessage) -> int:
         """Send one message on its own and wait for the broker: returns its offset."""
@@ -153,8 +232,11 @@ class PartitionedBatches:
     async def _submit(self, slot: tuple[str, int]) -> None:
         batch = self._open.pop(slot)
         batch.close()
+        await self._send(batch, *slot)
+
+    async def _send(self, batch: Any, topic: str, partition: int) -> None:
         with kafka_errors():
-            future = await self._producer.send_batch(batch, slot[0], partition=slot[1])
+            future = await self._producer.send_batch(batch, topic, partition=partition)
         # Seen here, a failure is also raised by flush(); unseen (an aborted transaction's
         # batches) it would be logged as never retrieved.
         future.add_done_callback(_retrieve)
@@ -162,6 +244,9 @@ class PartitionedBatches:
 
     async def submit(self) -> None:
         """Hand every open batch to the producer now, without waiting for the broker."""
+        if self._native is not None:
+            for topic, partition, batch in self._native.drain():
+                await self._send(batch, self._topics[topic], partition)
         for slot in list(self._open):
             await self._submit(slot)
 
@@ -171,6 +256,14 @@ class PartitionedBatches:
         with kafka_errors():
             await asyncio.gather(*self._pending)
         self._pending.clear()
+
+
+def _expanded(events: EncodedEvents) -> Iterator[KafkaMessage]:
+    # Natively encoded events, for aiokafka's own batches (compression, or no native batches).
+    routes = events.routes
+    for kind, key, body in events.run.records():
+        route = routes[kind]
+        yield KafkaMessage(route.topic, key.encode(), route.prefix + body, route.headers)
 
 
 def _retrieve(future: asyncio.Future[Any]) -> None:
@@ -254,7 +347,19 @@ class TransactionalProducer:
         except BaseException:
             self.broken = True
             raise
-        return PartitionedBatches(producer, self._partitions, self.config.key_hash)
+        return PartitionedBatches(
+            producer, self._partitions, self.config.key_hash, self._record_batches()
+        )
+
+    def _record_batches(self) -> RecordBatches | None:
+        config = self.config
+        if config.record_batches is None or config.compression is not None:
+            return None
+        return config.record_batches(
+            partitions=list(self._partitions.values()),
+            max_batch_bytes=config.max_batch_bytes,
+            transactional=True,
+        )
 
     async def commit(self, batches: PartitionedBatches) -> None:
         """Flush the batches and commit: when this returns, the transaction is durable."""

@@ -31,7 +31,7 @@ from typing import Any
 from producer.deliveries import DeliveryLog, Receipt
 from producer.errors import Fenced, KafkaUnavailable, PublishError, PublishTimeout
 from producer.kafka import KafkaConfig, PartitionedBatches, TransactionalProducer, partition_for
-from producer.topics import KafkaMessage, Topic, TopicTable
+from producer.topics import EncodedEvents, KafkaMessage, Topic, TopicTable
 
 __all__ = ["Delivery", "Publisher"]
 
@@ -58,8 +58,8 @@ class Delivery:
         """Queue one message of the transaction."""
         await self.batches.add(message)
 
-    async def add_many(self, messages: Iterable[KafkaMessage]) -> None:
-        """Queue messages of the transaction, in order."""
+    async def add_many(self, messages: Iterable[KafkaMessage | EncodedEvents]) -> None:
+        """Queue messages (and natively encoded events) of the transaction, in order."""
         await self.batches.add_many(messages)
 
 
@@ -139,7 +139,10 @@ class Publisher:
 
     @contextlib.asynccontextmanager
     async def delivery(
-        self, key: str, started: Mapping[str, Any], first: Sequence[KafkaMessage] = ()
+        self,
+        key: str,
+        started: Mapping[str, Any],
+        first: Sequence[KafkaMessage | EncodedEvents] = (),
     ) -> AsyncIterator[Delivery]:
         """Open the transaction of ``key``; commit on a clean exit unless discarded, else abort.
 
@@ -217,7 +220,11 @@ class Publisher:
                 await asyncio.sleep(wait)
 
     async def _claim(
-        self, slot: int, key: str, started: Mapping[str, Any], first: Sequence[KafkaMessage]
+        self,
+        slot: int,
+        key: str,
+        started: Mapping[str, Any],
+        first: Sequence[KafkaMessage | EncodedEvents],
     ) -> tuple[TransactionalProducer, PartitionedBatches, int]:
         claim = self.topics.deliveries.message(key, started, partition=slot)
         for attempt in range(_CLAIM_ATTEMPTS):

@@ -21,7 +21,7 @@ from typing import Any, NamedTuple
 from producer.schemas import Schema, load_schema
 from producer.wire import AvroSingleObject, ConfluentAvro, FramedAvro
 
-__all__ = ["KafkaMessage", "Topic", "TopicTable"]
+__all__ = ["EncodedEvents", "EventRoute", "KafkaMessage", "Topic", "TopicTable"]
 
 Headers = tuple[tuple[str, bytes], ...]
 
@@ -34,6 +34,23 @@ class KafkaMessage(NamedTuple):
     value: bytes
     headers: Headers = ()
     partition: int | None = None  # None: the key's partition, as the Java client picks it
+
+
+class EventRoute(NamedTuple):
+    """Where events already in Avro binary go: their topic, the framing header their bodies
+    get, and the headers every one of them carries."""
+
+    topic: str
+    prefix: bytes
+    headers: Headers
+
+
+class EncodedEvents(NamedTuple):
+    """Events the native encoder took, held in native memory (an ``ivmtr_native.EncodedRun``),
+    with the route of each kind: ``routes[kind]`` for an event of that kind index."""
+
+    run: Any
+    routes: tuple[EventRoute, ...]
 
 
 class Topic:
@@ -87,6 +104,11 @@ class Topic:
             value=self._serialise.frame(body),
             headers=self._schema_headers + tuple(headers),
         )
+
+    def route(self, headers: Sequence[tuple[str, bytes]] = ()) -> EventRoute:
+        """The route of events already in Avro binary under this topic's schema: what
+        ``encoded_message`` would do to each of them, for a batch builder to do."""
+        return EventRoute(self.name, self._serialise.header, self._schema_headers + tuple(headers))
 
 
 @dataclass(frozen=True)

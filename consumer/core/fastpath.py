@@ -28,7 +28,14 @@ from consumer.core.records import RecordKind, RecordShape
 from consumer.core.stid import STID_TABLE
 from producer.schemas import Schema
 
-__all__ = ["KINDS", "EncoderModule", "FastPathUnavailable", "MessageEncoder", "ScanFastPath"]
+__all__ = [
+    "KINDS",
+    "EncodedScans",
+    "EncoderModule",
+    "FastPathUnavailable",
+    "MessageEncoder",
+    "ScanFastPath",
+]
 
 #: The kinds in the native module's numbering.
 KINDS = (RecordKind.PIECE, RecordKind.BUNDLE, RecordKind.HANDLING_UNIT, RecordKind.CONTAINER)
@@ -55,8 +62,29 @@ class EncoderModule(Protocol):
         """``ivmtr_native.ScanEncoder``."""
 
 
+class EncodedScans(Protocol):
+    """Scan events the native encoder took, in record order, kept in native memory
+    (``ivmtr_native.EncodedRun``): a batch builder reads them there, never as Python objects."""
+
+    def __len__(self) -> int:
+        """Events in the run."""
+
+    def kind_counts(self) -> list[int]:
+        """Events per kind, indexed as KINDS."""
+
+    def campaign_counts(self) -> dict[str, tuple[int, int]]:
+        """Campaign -> (events, logical deliveries), over the events that have one."""
+
+    def records(self) -> list[tuple[int, str, bytes]]:
+        """(kind as an index of KINDS, key, Avro body) of each event, as Python objects."""
+
+
 class MessageEncoder(Protocol):
     """The fast path for the records of one message (``ivmtr_native.MessageContext``)."""
+
+    def encode_run(self, raws: list[bytes], indexes: list[int]) -> tuple[EncodedScans, int]:
+        """The records from the first on, up to the first one the Python path must take:
+        the run and how many records it took. Works without holding the GIL."""
 
     def encode(self, raw: bytes, index: int) -> tuple[int, str, bytes, bool, str | None] | None:
         """(kind as an index of KINDS, key, Avro body, logical delivery, campaign) of the

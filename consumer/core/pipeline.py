@@ -18,15 +18,26 @@ from typing import Any
 
 from consumer.core.campaigns import CampaignRule
 from consumer.core.enrich import Provenance, enrich
-from consumer.core.fastpath import KINDS, MessageEncoder, ScanFastPath
+from consumer.core.fastpath import EncodedScans, MessageEncoder, ScanFastPath
 from consumer.core.parse import EnvelopeField, FlatRecords, MessageParser, RawRecord
 from consumer.core.records import RecordKind, RecordShape
 from consumer.core.validate import Reason, Rejection, validate_record
 from consumer.errors import InvalidEnvelope, LimitExceeded
 
-__all__ = ["DeadLetter", "Envelope", "Limits", "MessagePipeline", "ScanEvent"]
+__all__ = [
+    "DeadLetter",
+    "EncodedScans",
+    "Envelope",
+    "Limits",
+    "MessagePipeline",
+    "Outcome",
+    "ScanEvent",
+    "outcome_count",
+]
 
 _SPILL_IN_MEMORY = 8 << 20
+# Records handed to one native call: bounds the copying when Python must take many of them.
+_NATIVE_WINDOW = 1024
 _LENGTH = struct.Struct("<I")
 
 
@@ -114,7 +125,16 @@ class DeadLetter:
         )
 
 
-Outcome = ScanEvent | DeadLetter
+#: What a record (or, natively encoded, a run of records) became, in record order.
+Outcome = ScanEvent | DeadLetter | EncodedScans
+
+
+def outcome_count(outcomes: Sequence[Outcome]) -> int:
+    """Records the outcomes stand for (a native run stands for all of its events)."""
+    count = 0
+    for outcome in outcomes:
+        count += 1 if isinstance(outcome, ScanEvent | DeadLetter) else len(outcome)
+    return count
 
 
 _KEY_END = re.compile(rb'"[ \t\r\n]*:')
@@ -160,7 +180,12 @@ def _key_count(value: Any) -> int:
 
 
 class MessagePipeline:
-    """Parses, validates and enriches one message, chunk by chunk."""
+    """Parses, validates and enriches one message, chunk by chunk.
+
+    With the native fast path, the records it takes come as runs (``EncodedScans``) that
+    stay in native memory; every other record is a ``ScanEvent`` or ``DeadLetter`` of the
+    Python path, in its place between them.
+    """
 
     def __init__(
         self,
@@ -306,23 +331,29 @@ class MessagePipeline:
         return outcomes
 
     def _process_run(self, run: list[RawRecord]) -> list[Outcome]:
-        """Records in order: the native fast path takes what it can, in one call."""
+        """Records in order: the native fast path takes what it can, run by run."""
         if not run:
             return []
-        if self._fast is None:
+        fast = self._fast
+        if fast is None:
             return [self._process(item) for item in run]
-        encoded = self._fast.encode_many([item.raw for item in run], [item.index for item in run])
         outcomes: list[Outcome] = []
-        for item, event in zip(run, encoded, strict=True):
-            if event is None:
-                outcomes.append(self._process(item))
-            else:
-                kind, key, body, logical_delivery, campaign = event
-                outcomes.append(ScanEvent(KINDS[kind], key, None, body, campaign, logical_delivery))
-        self.fast_records += len(run) - sum(1 for event in encoded if event is None)
+        raws = [item.raw for item in run]
+        indexes = [item.index for item in run]
+        start = 0
+        while start < len(run):
+            end = start + _NATIVE_WINDOW
+            encoded, taken = fast.encode_run(raws[start:end], indexes[start:end])
+            if taken:
+                outcomes.append(encoded)
+                self.fast_records += taken
+                start += taken
+            if start < min(end, len(run)):
+                outcomes.append(self._process(run[start]))
+                start += 1
         return outcomes
 
-    def _process(self, item: RawRecord) -> Outcome:
+    def _process(self, item: RawRecord) -> ScanEvent | DeadLetter:
         """One record on the Python path."""
         provenance = self._provenance
         assert provenance is not None

@@ -25,9 +25,17 @@ from typing import Any
 
 import structlog
 
-from consumer.core.fastpath import ScanFastPath
+from consumer.core.fastpath import KINDS, ScanFastPath
 from consumer.core.parse import FlatRecords
-from consumer.core.pipeline import DeadLetter, Envelope, Limits, MessagePipeline, Outcome, ScanEvent
+from consumer.core.pipeline import (
+    DeadLetter,
+    Envelope,
+    Limits,
+    MessagePipeline,
+    Outcome,
+    ScanEvent,
+    outcome_count,
+)
 from consumer.core.records import RecordKind, RecordShape
 from consumer.core.status import MessageStatus, ReceiptStatus
 from consumer.errors import Unavailable
@@ -35,6 +43,7 @@ from consumer.ingest.routing import FeedRoute
 from producer import KafkaMessage, Publisher, PublishError, Topic
 from producer.deliveries import message_key
 from producer.publisher import Delivery
+from producer.topics import EncodedEvents, EventRoute
 
 __all__ = ["IngestSummary", "MessageIngest"]
 
@@ -131,9 +140,10 @@ class MessageIngest:
             async with contextlib.AsyncExitStack() as stack:
                 stack.callback(pipeline.close)
                 async for chunk in body:
+                    received = run.summary.received
                     messages = await asyncio.to_thread(run.process, chunk)
                     if on_records is not None:
-                        on_records(len(messages))
+                        on_records(run.summary.received - received)
                     await run.publish(stack, messages)
                 await run.publish(stack, await asyncio.to_thread(run.process, b"", True), last=True)
                 await run.finish()
@@ -159,8 +169,8 @@ class MessageIngest:
         summary = IngestSummary(feed=route.feed, status=MessageStatus.SPOOLED)
 
         def count(outcomes: list[Outcome]) -> None:
-            summary.received += len(outcomes)
-            summary.rejected += sum(1 for outcome in outcomes if not isinstance(outcome, ScanEvent))
+            summary.received += outcome_count(outcomes)
+            summary.rejected += sum(1 for outcome in outcomes if isinstance(outcome, DeadLetter))
 
         try:
             async for chunk in body:
@@ -201,16 +211,18 @@ class _MessageRun:
         self.sha256 = hashlib.sha256()
         self.delivery: Delivery | None = None
 
-    def process(self, chunk: bytes, last: bool = False) -> list[KafkaMessage]:
+    def process(self, chunk: bytes, last: bool = False) -> list[KafkaMessage | EncodedEvents]:
         # Runs in a worker thread: pure computation over this message's own state.
-        # The loop runs once per record: topics and headers are looked up once per chunk.
+        # The loop runs once per Python-path record or native run: topics, headers and
+        # routes are looked up once per chunk.
         self.sha256.update(chunk)
         outcomes = self.pipeline.finish() if last else self.pipeline.feed(chunk)
         summary = self.summary
         headers = coordinate_headers(self.pipeline.envelope, self.pipeline.feed_name)
         topic_of = self.topic_of
+        routes: tuple[EventRoute, ...] | None = None
         events_by_kind: dict[RecordKind, int] = {}
-        messages = []
+        messages: list[KafkaMessage | EncodedEvents] = []
         for outcome in outcomes:
             if type(outcome) is ScanEvent:
                 kind = outcome.kind
@@ -225,11 +237,24 @@ class _MessageRun:
                     summary.campaign_scans[outcome.campaign] += 1
                     if outcome.logical_delivery:
                         summary.campaign_deliveries[outcome.campaign] += 1
+                messages.append(message)
+                summary.received += 1
+            elif type(outcome) is DeadLetter:
+                messages.append(self.dead_letter(outcome, headers))
+                summary.received += 1
             else:
-                assert isinstance(outcome, DeadLetter)
-                message = self.dead_letter(outcome, headers)
-            messages.append(message)
-        summary.received += len(outcomes)
+                assert not isinstance(outcome, ScanEvent | DeadLetter)
+                if routes is None:
+                    routes = tuple(topic_of[kind].route(headers) for kind in KINDS)
+                messages.append(EncodedEvents(outcome, routes))
+                for kind, count in zip(KINDS, outcome.kind_counts(), strict=True):
+                    if count:
+                        events_by_kind[kind] = events_by_kind.get(kind, 0) + count
+                for campaign, (scans, deliveries) in outcome.campaign_counts().items():
+                    summary.campaign_scans[campaign] += scans
+                    if deliveries:
+                        summary.campaign_deliveries[campaign] += deliveries
+                summary.received += len(outcome)
         for kind, count in events_by_kind.items():
             summary.records_by_kind[kind.value, "published"] += count
             name = topic_of[kind].name
@@ -251,7 +276,10 @@ class _MessageRun:
         return message
 
     async def publish(
-        self, stack: contextlib.AsyncExitStack, messages: list[KafkaMessage], last: bool = False
+        self,
+        stack: contextlib.AsyncExitStack,
+        messages: list[KafkaMessage | EncodedEvents],
+        last: bool = False,
     ) -> None:
         """Add a chunk's messages to the transaction, opening it first if need be."""
         if self.delivery is None and (messages or last):
@@ -266,7 +294,7 @@ class _MessageRun:
             await self.delivery.add_many(messages)
 
     async def _open(
-        self, stack: contextlib.AsyncExitStack, first: Sequence[KafkaMessage]
+        self, stack: contextlib.AsyncExitStack, first: Sequence[KafkaMessage | EncodedEvents]
     ) -> Delivery:
         envelope = self.pipeline.envelope
         assert envelope.msg_grp_id is not None and envelope.msg_ser_nbr is not None

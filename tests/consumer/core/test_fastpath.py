@@ -24,7 +24,13 @@ from consumer.core.campaigns import CampaignRule
 from consumer.core.enrich import Provenance, enrich
 from consumer.core.fastpath import KINDS, FastPathUnavailable, ScanFastPath
 from consumer.core.parse import FlatRecords, MessageParser, RawRecord
-from consumer.core.pipeline import MessagePipeline, repeated_keys
+from consumer.core.pipeline import (
+    DeadLetter,
+    MessagePipeline,
+    ScanEvent,
+    outcome_count,
+    repeated_keys,
+)
 from consumer.core.records import RecordKind
 from consumer.core.validate import Rejection, validate_record
 from consumer.ingest.routing import scan_topics
@@ -268,9 +274,12 @@ def test_edits_are_not_all_left_to_python() -> None:
 
 def test_pipeline_with_and_without_the_fast_path() -> None:
     records = mailing_records(pieces=40, seed=5)
+    middle = len(records) // 2
+    # A record the Python path must take, between native runs: its place is kept.
+    records.insert(middle, json.dumps({**PIECE, "futureField": {"nested": 1}}).encode())
     body = b'{"msgGrpId":"G","msgSerNbr":1,"events":[' + b",".join(records) + b"]}"
 
-    def outcomes(fast: ScanFastPath | None) -> list[tuple[Any, ...]]:
+    def outcomes(fast: ScanFastPath | None) -> tuple[list[tuple[Any, ...]], Counter[Any]]:
         pipeline = MessagePipeline(
             feed="fp",
             received_at_ms=5,
@@ -285,19 +294,30 @@ def test_pipeline_with_and_without_the_fast_path() -> None:
             result += pipeline.feed(body[start : start + 4096])
         result += pipeline.finish()
         if fast is not None:
-            assert pipeline.fast_records == len(records)
-        return [
-            (
-                event.kind,
-                event.key,
-                event.body if event.value is None else ENCODERS[event.kind](event.value),
-                event.campaign,
-                event.logical_delivery,
-            )
-            for event in result
-        ]
+            assert pipeline.fast_records == len(records) - 1
+            assert outcome_count(result) == len(records)
+        events: list[tuple[Any, ...]] = []
+        campaigns: Counter[Any] = Counter()
+        for outcome in result:
+            if isinstance(outcome, ScanEvent):
+                value = outcome.value
+                body_bytes = outcome.body if value is None else ENCODERS[outcome.kind](value)
+                events.append((outcome.kind, outcome.key, body_bytes))
+                if outcome.campaign:
+                    campaigns[outcome.campaign, "events"] += 1
+                    campaigns[outcome.campaign, "deliveries"] += outcome.logical_delivery
+            else:
+                assert not isinstance(outcome, DeadLetter)
+                events += [(KINDS[kind], key, raw) for kind, key, raw in outcome.records()]
+                assert sum(outcome.kind_counts()) == len(outcome)
+                for campaign, (scans, deliveries) in outcome.campaign_counts().items():
+                    campaigns[campaign, "events"] += scans
+                    campaigns[campaign, "deliveries"] += deliveries
+        return events, +campaigns
 
-    assert outcomes(FAST) == outcomes(None)
+    native = outcomes(FAST)
+    assert native == outcomes(None)
+    assert len(native[0]) == len(records) and native[1]
 
 
 def chunked_items(body: bytes, size: int, scanner: FlatRecords | None) -> list[Any]:
@@ -415,12 +435,22 @@ pipeline = MessagePipeline(
     flat_records=record_scanner(settings.fast_path),
 )
 outcomes = pipeline.feed(sys.stdin.buffer.read()) + pipeline.finish()
-keys = [outcome.key for outcome in outcomes]
+# Per record: a native run stands for its events.
+kinds, keys = [], []
+for outcome in outcomes:
+    if hasattr(outcome, "records"):
+        events = outcome.records()
+        kinds += ["ScanEvent"] * len(events)
+        keys += [key for _, key, _ in events]
+    else:
+        kinds.append(type(outcome).__name__)
+        keys.append(outcome.key)
 print(json.dumps({
     "attempts": attempts,
     "loaded": "ivmtr_native" in sys.modules,
     "fast_records": pipeline.fast_records,
-    "outcomes": [type(outcome).__name__ for outcome in outcomes],
+    "record_batches": config.record_batches is not None,
+    "outcomes": kinds,
     "partitions": [partition_for(key.encode(), 12, 0, config.key_hash) for key in keys],
 }))
 """
@@ -443,11 +473,11 @@ def test_fast_path_off_runs_no_native_code() -> None:
     body = b'{"msgGrpId":"G","msgSerNbr":1,"events":[' + b",".join(records) + b"]}"
     off = wired_run("off", body)
     assert off["attempts"] == [] and off["loaded"] is False
-    assert off["fast_records"] == 0
+    assert off["fast_records"] == 0 and off["record_batches"] is False
     # The check sees the module when it is used, and the outcomes do not depend on it.
     auto = wired_run("auto", body)
     assert "ivmtr_native" in auto["attempts"] and auto["loaded"] is True
-    assert auto["fast_records"] == len(records) - 1
+    assert auto["fast_records"] == len(records) - 1 and auto["record_batches"] is True
     assert (off["outcomes"], off["partitions"]) == (auto["outcomes"], auto["partitions"])
     assert off["outcomes"] == ["ScanEvent"] * (len(records) - 1) + ["DeadLetter"]
 
