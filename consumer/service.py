@@ -37,6 +37,7 @@ from producer import (
     load_schema,
     missing_topics,
 )
+from producer.deliveries import DeliveryLogLimits
 from producer.registry import (
     RegistryClient,
     RegistryConfig,
@@ -190,7 +191,7 @@ class IngestService:
         self._connecting: asyncio.Task[None] | None = None
         self.connected = False
         self.metrics = Metrics()
-        self.metrics.sample(self._gauges)
+        self.metrics.sample(self._gauges, self._counters)
 
     def _build_writers(
         self, fast_path: ScanFastPath | None, registry_ids: Mapping[str, int] | None = None
@@ -210,6 +211,10 @@ class IngestService:
             extra_topics=self.routing.overrides,
             transactional_id_prefix=settings.transactional_id_prefix,
             timeout_s=settings.kafka_timeout_s,
+            log_limits=DeliveryLogLimits(
+                retention_days=settings.delivery_retention_days,
+                max_keys=settings.delivery_log_max_keys,
+            ),
         )
         self.ingest = MessageIngest(
             self.publisher,
@@ -237,10 +242,20 @@ class IngestService:
         values = {
             "ivmtr_incomplete_message_groups": float(self.watcher.incomplete_groups),
             "ivmtr_kafka_connected": float(self.connected and self.publisher.log.failure is None),
+            "ivmtr_delivery_log_entries": float(self.publisher.log.entries),
         }
         if self.spool is not None:
             values["ivmtr_spool_entries"] = float(len(self.spool.entries()))
         return values
+
+    def _counters(self) -> dict[str, dict[str, float]]:
+        deliveries = self.publisher.log
+        return {
+            "ivmtr_delivery_log_evictions": {
+                "cap": deliveries.evicted,
+                "retention": deliveries.expired,
+            }
+        }
 
     async def start(self) -> None:
         """Connect to Kafka. In spool mode the service takes pushes while Kafka is away."""

@@ -28,7 +28,7 @@ from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from producer.deliveries import DeliveryLog, Receipt
+from producer.deliveries import DeliveryLog, DeliveryLogLimits, Receipt
 from producer.errors import Fenced, KafkaUnavailable, PublishError, PublishTimeout
 from producer.kafka import KafkaConfig, PartitionedBatches, TransactionalProducer, partition_for
 from producer.topics import EncodedEvents, KafkaMessage, Topic, TopicTable
@@ -74,12 +74,13 @@ class Publisher:
         transactional_id_prefix: str = "ivmtr-stream",
         timeout_s: float = 30.0,
         extra_topics: Sequence[Topic] = (),
+        log_limits: DeliveryLogLimits | None = None,
     ) -> None:
         self.config = config
         self.topics = topics
         # Every topic a transaction may write to: the table's and feeds' overrides.
         self._topic_names = [topic.name for topic in topics] + [t.name for t in extra_topics]
-        self.log = DeliveryLog(config.bootstrap_servers, topics.deliveries)
+        self.log = DeliveryLog(config.bootstrap_servers, topics.deliveries, log_limits)
         self._prefix = transactional_id_prefix
         self._timeout_s = timeout_s
         self._producers: dict[int, TransactionalProducer] = {}
