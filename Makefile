@@ -47,6 +47,7 @@ run: install kafka topics $(FEEDS)
 test: install kafka registry
 	cd native && cargo test
 	$(BIN)/python -m pytest
+	scripts/aiokafka-seam
 
 lint: install
 	$(BIN)/ruff check consumer producer tests bench

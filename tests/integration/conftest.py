@@ -241,6 +241,37 @@ async def consume_raw(topic: str, within_s: float = 20) -> list[tuple[dict[str, 
         await consumer.stop()
 
 
+async def committed_by_partition(
+    topic: str, within_s: float = 30
+) -> dict[int, list[tuple[bytes | None, bytes, list[tuple[str, bytes]]]]]:
+    """Every committed record of ``topic`` as (key, value, headers), by partition, in offset
+    order: read until each partition's high watermark, so that a transaction whose markers
+    the broker is still writing is waited for, not missed."""
+    reader = AIOKafkaConsumer(bootstrap_servers=BOOTSTRAP, isolation_level="read_committed")
+    watermarks = AIOKafkaConsumer(bootstrap_servers=BOOTSTRAP)  # read_uncommitted: the HW
+    await reader.start()
+    await watermarks.start()
+    try:
+        metadata = await reader._client.fetch_all_metadata()
+        tps = [TopicPartition(topic, p) for p in metadata.partitions_for_topic(topic) or ()]
+        assert tps, f"topic {topic} does not exist"
+        end = await watermarks.end_offsets(tps)
+        reader.assign(tps)
+        await reader.seek_to_beginning(*tps)
+        records: dict[int, list[tuple[bytes | None, bytes, list[tuple[str, bytes]]]]] = {
+            tp.partition: [] for tp in tps
+        }
+        deadline = asyncio.get_running_loop().time() + within_s
+        while [tp for tp in tps if await reader.position(tp) < end[tp]]:
+            assert asyncio.get_running_loop().time() < deadline, f"{topic}: not all read"
+            for tp, items in (await reader.getmany(timeout_ms=300)).items():
+                records[tp.partition] += [(i.key, i.value, list(i.headers)) for i in items]
+        return records
+    finally:
+        await reader.stop()
+        await watermarks.stop()
+
+
 def message_group_id() -> str:
     """A fresh msgGrpId shaped like IV-MTR's (epoch ms + random suffix)."""
     return f"{int(time.time() * 1000)}{uuid.uuid4().hex[:7].upper()}"

@@ -20,7 +20,7 @@ from typing import Any
 import fastavro
 import orjson
 import pytest
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaProducer
 
 from consumer.core.campaigns import CampaignRule
 from consumer.ingest import IngestSummary
@@ -28,7 +28,7 @@ from consumer.service import IngestService
 from consumer.settings import Settings
 from consumer.simulator.generate import MailingSpec, generate_records
 from producer import TopicTable
-from tests.integration.conftest import BOOTSTRAP, require_broker
+from tests.integration.conftest import BOOTSTRAP, committed_by_partition, require_broker
 
 pytest.importorskip("ivmtr_native")
 pytestmark = pytest.mark.kafka
@@ -125,30 +125,6 @@ async def run_service(fast_path: str, prefix: str) -> list[IngestSummary]:
         await service.stop()
 
 
-async def read_topic(topic: str) -> dict[int, list[tuple[bytes | None, bytes, Any]]]:
-    """Every committed record of ``topic`` by partition, in offset order."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=BOOTSTRAP, isolation_level="read_committed")
-    await consumer.start()
-    try:
-        metadata = await consumer._client.fetch_all_metadata()
-        partitions = [TopicPartition(topic, p) for p in metadata.partitions_for_topic(topic) or ()]
-        assert partitions, f"topic {topic} does not exist"
-        consumer.assign(partitions)
-        await consumer.seek_to_beginning(*partitions)
-        end = await consumer.end_offsets(partitions)
-        records: dict[int, list[tuple[bytes | None, bytes, Any]]] = {
-            tp.partition: [] for tp in partitions
-        }
-        while [tp for tp in partitions if await consumer.position(tp) < end[tp]]:
-            for tp, items in (await consumer.getmany(timeout_ms=500)).items():
-                records[tp.partition].extend(
-                    (item.key, item.value, list(item.headers)) for item in items
-                )
-        return records
-    finally:
-        await consumer.stop()
-
-
 def receipts(records: list[tuple[bytes | None, bytes, Any]], prefix: str) -> list[Any]:
     """Receipts decoded, without their commit time, topic names without the run's prefix."""
     schema = TopicTable.build().deliveries.schema.parsed
@@ -202,8 +178,8 @@ async def test_both_paths_write_the_same_records_to_every_topic(
     assert python[0].campaign_scans["by-stid"] > 0
 
     for suffix in SUFFIXES:
-        expected = await read_topic(python_prefix + suffix)
-        written = await read_topic(native_prefix + suffix)
+        expected = await committed_by_partition(python_prefix + suffix)
+        written = await committed_by_partition(native_prefix + suffix)
         assert sorted(written) == sorted(expected), suffix
         if suffix == "deliveries":
             expected = {p: receipts(r, python_prefix) for p, r in expected.items()}
