@@ -45,7 +45,12 @@ from producer.deliveries import message_key
 from producer.publisher import Delivery
 from producer.topics import EncodedEvents, EventRoute
 
-__all__ = ["IngestSummary", "MessageIngest"]
+__all__ = ["IngestSummary", "MessageIngest", "coalesced"]
+
+# Body bytes handed to the worker thread at a time. The server delivers a body in pieces of
+# tens of kB; each hand-over costs a thread hop, a parser and a native call whatever its
+# size, so pieces are joined up to this (measured: bench/run.py, issue 14's note).
+_WORK_BYTES = 1 << 20
 
 log = structlog.get_logger()
 
@@ -139,7 +144,7 @@ class MessageIngest:
         try:
             async with contextlib.AsyncExitStack() as stack:
                 stack.callback(pipeline.close)
-                async for chunk in body:
+                async for chunk in coalesced(body, _WORK_BYTES):
                     received = run.summary.received
                     messages = await asyncio.to_thread(run.process, chunk)
                     if on_records is not None:
@@ -173,7 +178,7 @@ class MessageIngest:
             summary.rejected += sum(1 for outcome in outcomes if isinstance(outcome, DeadLetter))
 
         try:
-            async for chunk in body:
+            async for chunk in coalesced(body, _WORK_BYTES):
                 count(await asyncio.to_thread(pipeline.feed, chunk))
             count(await asyncio.to_thread(pipeline.finish))
         finally:
@@ -182,6 +187,20 @@ class MessageIngest:
         summary.msg_ser_nbr = pipeline.envelope.msg_ser_nbr
         summary.body_bytes = pipeline.bytes_parsed
         return summary
+
+
+async def coalesced(chunks: AsyncIterator[bytes], size: int) -> AsyncIterator[bytes]:
+    """The same bytes in pieces of at least ``size`` (the last one may be shorter)."""
+    pending: list[bytes] = []
+    pending_bytes = 0
+    async for chunk in chunks:
+        pending.append(chunk)
+        pending_bytes += len(chunk)
+        if pending_bytes >= size:
+            yield pending[0] if len(pending) == 1 else b"".join(pending)
+            pending, pending_bytes = [], 0
+    if pending:
+        yield b"".join(pending)
 
 
 def coordinate_headers(envelope: Envelope, feed: str) -> tuple[tuple[str, bytes], ...]:
