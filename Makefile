@@ -58,6 +58,7 @@ lint: install
 
 bench: install kafka
 	$(BIN)/python bench/run.py
+	$(BIN)/python bench/receipts_memory.py
 
 clean:
 	rm -rf $(VENV) .local build *.egg-info
