@@ -36,6 +36,22 @@ class MessageContext:
         ``encode_many`` does, and the run goes on; an exception it raises is raised here (the
         records encoded before it are dropped). ValueError when the lists differ in length.
         """
+    def encode_flat(
+        self, buf: bytes, pos: int, max_record_bytes: int, first_index: int
+    ) -> tuple[EncodedRun, int, bool]:
+        """Scan the flat records of ``events`` from ``buf[pos]`` on, as ``flat_records`` does,
+        and encode each as ``encode_run`` does (record indexes from ``first_index`` on), in
+        one call without the GIL and without a Python object per record.
+
+        Stops at the first record the encoder leaves to the Python path (the returned
+        position is that record's start, so the caller's parser takes it), at anything
+        ``flat_records`` stops at, at ``]`` or at the buffer's end. Returns (the run, the stop
+        position, whether it stopped right after a record rather than where a record should
+        start), with ``flat_records``'s conventions. When the very first record is left, the
+        run is empty and the position is ``pos`` (after_record False). A mailPhase not in
+        the cache is asked of ``normalise_mail_phase`` holding the GIL and the run goes on;
+        an exception it raises is raised here.
+        """
 
 class RecordBatches:
     """Open Kafka record batches (format v2, uncompressed), one per (topic index, partition).

@@ -86,6 +86,16 @@ class MessageEncoder(Protocol):
         """The records from the first on, up to the first one the Python path must take:
         the run and how many records it took. Works without holding the GIL."""
 
+    def encode_flat(
+        self, buf: bytes, pos: int, max_record_bytes: int, first_index: int
+    ) -> tuple[EncodedScans, int, bool]:
+        """The flat records of ``events`` from ``buf[pos]`` on (as the parser's native
+        scanner finds them), encoded straight from the buffer with indexes from
+        ``first_index`` on, up to the first record the Python path must take: (the run,
+        where it stopped, whether right after a record rather than where one should start).
+        A record left to the Python path stops the run at its start (so the parser takes
+        it); so does anything the scanner stops at. Works without holding the GIL."""
+
     def encode(self, raw: bytes, index: int) -> tuple[int, str, bytes, bool, str | None] | None:
         """(kind as an index of KINDS, key, Avro body, logical delivery, campaign) of the
         record at ``index``, or None when the Python path must take it."""

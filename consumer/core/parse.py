@@ -4,7 +4,9 @@ A message is one JSON object: envelope fields (``msgGrpId``, ``msgSerNbr``,
 ``totMsgCnt``, ``recCnt``, ``totRecCnt``, in any order) and an ``events`` array that can
 hold hundreds of thousands of records. ``MessageParser`` is fed the body chunk by chunk
 and hands back envelope fields and records as soon as they are complete, so a message is
-never held as one parsed document.
+never held as one parsed document. Once the native encoder of the message is known
+(``encode_flat_with``), runs of flat records are encoded straight from the body's bytes
+and come as one item each, with no Python object per record.
 
 Why not a general streaming JSON library: the top level of a message is tiny and its
 records are small flat objects. Finding where a record ends and handing exactly those
@@ -19,13 +21,16 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import Enum, auto
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 import orjson
 
 from consumer.errors import LimitExceeded, MalformedMessage, NestingTooDeep, RecordTooLarge
 
-__all__ = ["EnvelopeField", "FlatRecords", "MessageParser", "RawRecord", "nesting_depth"]
+if TYPE_CHECKING:
+    from consumer.core.fastpath import EncodedScans, MessageEncoder
+
+__all__ = ["EnvelopeField", "FlatRecords", "Item", "MessageParser", "RawRecord", "nesting_depth"]
 
 #: A record scanner (``ivmtr_native.flat_records``, handed in by ``consumer.native``):
 #: ``(buf, pos, max_record_bytes)`` -> the flat records of ``events`` from ``buf[pos]`` on,
@@ -77,7 +82,9 @@ class RawRecord:
         return f"RawRecord(index={self.index!r}, raw={self.raw!r})"
 
 
-Item = EnvelopeField | RawRecord
+#: What the parser hands back, in message order: envelope members, records, and runs of
+#: records the message's native encoder took (``MessageParser.encode_flat_with``).
+Item: TypeAlias = "EnvelopeField | RawRecord | EncodedScans"
 
 
 class _State(Enum):
@@ -105,7 +112,10 @@ class MessageParser:
     """Push parser for one message: ``feed()`` chunks, then ``close()``.
 
     ``flat_records`` is the native record scanner; None parses in Python alone (the same
-    items either way).
+    items either way). ``encode_flat_with`` hands it the message's native encoder. With
+    ``pause_for_encoder``, ``feed`` stops after each envelope member until an encoder is
+    handed over, so that the records after the message's coordinates, in the same chunk,
+    are encoded too: ``paused`` then says so, and ``resume`` parses on.
     """
 
     def __init__(
@@ -114,6 +124,7 @@ class MessageParser:
         max_record_bytes: int = 1 << 20,
         max_depth: int = 16,
         flat_records: FlatRecords | None = None,
+        pause_for_encoder: bool = False,
     ) -> None:
         self._buf = b""
         self._pos = 0
@@ -128,6 +139,12 @@ class MessageParser:
         self._max_record_bytes = max_record_bytes
         self._max_depth = max_depth
         self._scanner = flat_records
+        self._encoder: MessageEncoder | None = None
+        # Where the encoder last stopped at a record (left to Python, not flat, or cut by the
+        # chunk's end): the general path takes it without asking the encoder again.
+        self._encoder_stop = -1
+        self._pause_for_encoder = pause_for_encoder
+        self.paused = False
         self._eof = False
         self.bytes_parsed = 0
 
@@ -140,10 +157,23 @@ class MessageParser:
             self._pos = 0
         else:
             self._buf += data
+        self._encoder_stop = -1
         self.bytes_parsed += len(data)
+        return self.resume()
+
+    def resume(self) -> list[Item]:
+        """Parse on after a pause (``paused``): what the data fed so far completes."""
+        self.paused = False
         items: list[Item] = []
         self._run(items)
         return items
+
+    def encode_flat_with(self, encoder: MessageEncoder) -> None:
+        """From now on, encode runs of flat records with ``encoder`` where they lie in the
+        body: each run comes as one ``EncodedScans`` item, in its place among the other
+        items; a record the encoder leaves comes as a ``RawRecord`` for the Python path.
+        Call it once the message's coordinates are known (the encoder writes them)."""
+        self._encoder = encoder
 
     @property
     def members(self) -> frozenset[str]:
@@ -195,7 +225,10 @@ class MessageParser:
                     self._pos = pos + 1
                     self._state = _State.MEMBER_END
                     continue
-                if self._flat_records(pos, items):
+                if self._encoder is not None:
+                    if self._encoded_records(pos, items):
+                        continue
+                elif self._flat_records(pos, items):
                     continue
                 end = self._value_end(pos)
                 if end < 0:
@@ -253,6 +286,10 @@ class MessageParser:
                 items.append(EnvelopeField(self._key, self._loads(buf[pos:end])))
                 self._pos = end
                 self._state = _State.MEMBER_END
+                if self._pause_for_encoder and self._encoder is None and not self._eof:
+                    # The caller may know the coordinates now and hand over an encoder.
+                    self.paused = True
+                    return
             elif state is _State.MEMBER_END:
                 if char == 0x2C:
                     self._state = _State.KEY
@@ -281,6 +318,33 @@ class MessageParser:
         self._index = index + len(records)
         self._pos = end
         self._state = _State.EVENT_END if after_record else _State.EVENT
+        return True
+
+    def _encoded_records(self, pos: int, items: list[Item]) -> bool:
+        """Take the run of flat records from ``pos`` the encoder encodes, if any.
+
+        The general path takes the rest, as with the scanner alone, and also the record the
+        encoder stopped at because the Python path must take it: the encoder is asked again
+        only after that record.
+        """
+        encoder = self._encoder
+        assert encoder is not None
+        if self._candidate_from or self._candidate_tries or pos == self._encoder_stop:
+            return False
+        run, end, after_record = encoder.encode_flat(
+            self._buf, pos, self._max_record_bytes, self._index
+        )
+        taken = len(run)
+        if not taken:
+            return False
+        items.append(run)
+        self._index += taken
+        self._pos = end
+        if after_record:
+            self._state = _State.EVENT_END
+        else:
+            self._state = _State.EVENT
+            self._encoder_stop = end
         return True
 
     def _loads(self, raw: bytes) -> Any:

@@ -4,6 +4,8 @@
 chunk, the events and dead letters that chunk completed. Envelope members may come in
 any order; records seen before ``msgGrpId`` and ``msgSerNbr`` are kept aside (in a
 spooled temporary file, so memory stays bounded) and processed once both are known.
+From then on, the native fast path (when there is one) encodes runs of flat records in
+the parser, straight from the body's bytes.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from typing import Any
 from consumer.core.campaigns import CampaignRule
 from consumer.core.enrich import Provenance, enrich
 from consumer.core.fastpath import EncodedScans, MessageEncoder, ScanFastPath
-from consumer.core.parse import EnvelopeField, FlatRecords, MessageParser, RawRecord
+from consumer.core.parse import EnvelopeField, FlatRecords, Item, MessageParser, RawRecord
 from consumer.core.records import RecordKind, RecordShape
 from consumer.core.validate import Reason, Rejection, validate_record
 from consumer.errors import InvalidEnvelope, LimitExceeded
@@ -213,6 +215,7 @@ class MessagePipeline:
             max_record_bytes=limits.max_record_bytes,
             max_depth=limits.max_json_depth,
             flat_records=flat_records,
+            pause_for_encoder=fast_path is not None,
         )
         self._provenance: Provenance | None = None
         self._fast_path = fast_path
@@ -229,7 +232,10 @@ class MessagePipeline:
     def feed(self, data: bytes) -> list[Outcome]:
         """Process one chunk of the body; returns the outcomes it completed."""
         try:
-            return self._handle(self._parser.feed(data))
+            outcomes = self._handle(self._parser.feed(data))
+            while self._parser.paused:
+                outcomes += self._handle(self._parser.resume())
+            return outcomes
         except BaseException:
             self.close()
             raise
@@ -250,18 +256,23 @@ class MessagePipeline:
         finally:
             self.close()
 
-    def _handle(self, items: list[EnvelopeField | RawRecord]) -> list[Outcome]:
+    def _handle(self, items: list[Item]) -> list[Outcome]:
         outcomes: list[Outcome] = []
         run: list[RawRecord] = []  # records to process together, in order
         for item in items:
             if isinstance(item, RawRecord):
-                self.records += 1
-                if self.records > self._limits.max_events:
-                    raise LimitExceeded("max_events_per_message", self._limits.max_events)
+                self._count(1)
                 if self._provenance is None:
                     self._keep_aside(item)
                 else:
                     run.append(item)
+            elif not isinstance(item, EnvelopeField):
+                # A run the parser had the encoder take: it stands for its records, in place.
+                self._count(len(item))
+                outcomes += self._process_run(run)
+                run = []
+                outcomes.append(item)
+                self.fast_records += len(item)
             else:
                 outcomes += self._process_run(run)
                 run = []
@@ -278,9 +289,18 @@ class MessagePipeline:
                         self._fast = self._fast_path.message(
                             self._provenance, kind=self.kind, rules=self._campaigns
                         )
+                        # The parser paused after this member: the records after it are
+                        # encoded where it finds them; those kept aside go through
+                        # _process_run.
+                        self._parser.encode_flat_with(self._fast)
                     outcomes.extend(self._replay())
         outcomes += self._process_run(run)
         return outcomes
+
+    def _count(self, records: int) -> None:
+        self.records += records
+        if self.records > self._limits.max_events:
+            raise LimitExceeded("max_events_per_message", self._limits.max_events)
 
     def close(self) -> None:
         """Release the records kept aside, if any; call when the message ends either way."""

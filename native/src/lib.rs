@@ -11,6 +11,7 @@
 mod avro;
 mod batch;
 mod crc32c;
+mod flat;
 mod json;
 mod run;
 mod scantime;
@@ -26,6 +27,7 @@ use sha2::{Digest, Sha256};
 
 use avro::Writer;
 use batch::{NativeBatch, RecordBatches};
+use flat::{flat_record_spans, FlatRecordSpans};
 use json::Value;
 use run::EncodedRun;
 use scantime::ScanTime;
@@ -421,41 +423,42 @@ impl MessageContext {
                 "raws and indexes differ in length",
             ));
         }
-        let encoder = self.encoder.get();
         let mut run = EncodedRun::default();
-        let mut next = 0;
-        while next < raws.len() {
-            // (where it stopped, what stopped it), or None at the end of the records.
-            let stop = py.allow_threads(|| {
-                for at in next..raws.len() {
-                    let taken = self.event(encoder, &raws[at], indexes[at], &mut |text| {
-                        Ok(Self::cached_phase(encoder, text))
-                    });
-                    match taken {
-                        Ok(Taken::Event(event)) => run.push(event),
-                        other => return Some((at, other)),
-                    }
-                }
-                None
-            });
-            let Some((at, taken)) = stop else {
-                break;
-            };
-            let taken = match taken? {
-                // A mailPhase text not seen before: Python names its symbol.
-                Taken::NeedsGil => self.event(encoder, &raws[at], indexes[at], &mut |text| {
-                    Self::phase(py, encoder, text)
-                })?,
-                taken => taken,
-            };
-            match taken {
-                Taken::Event(event) => run.push(event),
-                Taken::Python | Taken::NeedsGil => break,
-            }
-            next = at + 1;
-        }
+        let records = raws
+            .iter()
+            .zip(&indexes)
+            .map(|(raw, &index)| (&raw[..], index, ()));
+        self.encode_until_left(py, &mut run, records)?;
         let taken = run.len();
         Ok((run, taken))
+    }
+
+    /// The flat records of `events` from `buf[pos]` on, found as `flat_records` finds them
+    /// and encoded as `encode_run` encodes them (indexes from `first_index` on), in one
+    /// pass without the GIL and without a Python object per record: (the run, where it
+    /// stopped, whether right after a record). It stops where `flat_records` stops, or at
+    /// the start of the first record the Python path must take (after_record false), so the
+    /// caller's parser takes that record next.
+    fn encode_flat(
+        &self,
+        py: Python<'_>,
+        buf: PyBackedBytes,
+        pos: usize,
+        max_record_bytes: usize,
+        first_index: i64,
+    ) -> PyResult<(EncodedRun, usize, bool)> {
+        let mut run = EncodedRun::default();
+        let mut scan = FlatRecordSpans::new(&buf, pos, max_record_bytes);
+        let records = scan
+            .by_ref()
+            .zip(first_index..)
+            .map(|((start, end), index)| (&buf[start..end], index, start));
+        let left = self.encode_until_left(py, &mut run, records)?;
+        let (stop, after_record) = match left {
+            Some(start) => (start, false),
+            None => scan.stop(),
+        };
+        Ok((run, stop, after_record))
     }
 }
 
@@ -553,6 +556,48 @@ fn hashed_uuid(identity: &str) -> String {
 }
 
 impl MessageContext {
+    /// Encodes `records` ((raw, index, place) each) into `run` without holding the GIL, up to
+    /// the first one the Python path must take, whose place it gives (None: all were
+    /// taken). A mailPhase not in the cache is asked of Python holding the GIL, and the run
+    /// goes on after that record; an exception it raises is raised here.
+    fn encode_until_left<'r, T: Send>(
+        &self,
+        py: Python<'_>,
+        run: &mut EncodedRun,
+        mut records: impl Iterator<Item = (&'r [u8], i64, T)> + Send,
+    ) -> PyResult<Option<T>> {
+        let encoder = self.encoder.get();
+        loop {
+            // The record that stopped the run and what became of it, or None at the end.
+            let stop = py.allow_threads(|| {
+                for (raw, index, place) in records.by_ref() {
+                    let taken = self.event(encoder, raw, index, &mut |text| {
+                        Ok(Self::cached_phase(encoder, text))
+                    });
+                    match taken {
+                        Ok(Taken::Event(event)) => run.push(event),
+                        other => return Some((raw, index, place, other)),
+                    }
+                }
+                None
+            });
+            let Some((raw, index, place, taken)) = stop else {
+                return Ok(None);
+            };
+            let taken = match taken? {
+                // A mailPhase text not seen before: Python names its symbol.
+                Taken::NeedsGil => self.event(encoder, raw, index, &mut |text| {
+                    Self::phase(py, encoder, text)
+                })?,
+                taken => taken,
+            };
+            match taken {
+                Taken::Event(event) => run.push(event),
+                Taken::Python | Taken::NeedsGil => return Ok(Some(place)),
+            }
+        }
+    }
+
     fn encoded(py: Python<'_>, taken: Taken) -> Option<Encoded<'_>> {
         match taken {
             Taken::Event(event) => Some((
@@ -964,13 +1009,6 @@ fn scan_text_raw<'a>(fields: &Fields<'a, '_>) -> &'a str {
     fields.text(SCAN_DATETIME).unwrap_or("")
 }
 
-fn skip_whitespace(buf: &[u8], mut pos: usize) -> usize {
-    while pos < buf.len() && matches!(buf[pos], b' ' | b'\t' | b'\n' | b'\r') {
-        pos += 1;
-    }
-    pos
-}
-
 /// The flat records of `events` from `buf[pos]` on, each a valid JSON object of null,
 /// string and integer members of at most `max_record_bytes`: (records, where the scan
 /// stopped, whether it stopped after a record rather than where a record should start).
@@ -989,34 +1027,6 @@ fn flat_records<'py>(
         .map(|(start, stop)| PyBytes::new(py, &buf[start..stop]))
         .collect();
     (records, end, after_record)
-}
-
-fn flat_record_spans(
-    buf: &[u8],
-    mut pos: usize,
-    max_record_bytes: usize,
-) -> (Vec<(usize, usize)>, usize, bool) {
-    let mut spans = Vec::new();
-    loop {
-        if pos >= buf.len() || buf[pos] != b'{' {
-            return (spans, pos, false);
-        }
-        let length = match json::flat_object_end(&buf[pos..]) {
-            json::End::Flat(length) if length <= max_record_bytes => length,
-            _ => return (spans, pos, false),
-        };
-        spans.push((pos, pos + length));
-        pos = skip_whitespace(buf, pos + length);
-        if pos >= buf.len() || buf[pos] != b',' {
-            return (spans, pos, true);
-        }
-        let next = skip_whitespace(buf, pos + 1);
-        if next >= buf.len() {
-            // The separator is taken; the next record starts in a later chunk.
-            return (spans, next, false);
-        }
-        pos = next;
-    }
 }
 
 /// Kafka's murmur2 masked to 31 bits (`Utils.toPositive`): the key hash the default
@@ -1119,55 +1129,6 @@ mod tests {
         let all_bytes: Vec<u8> = (0..=255).collect();
         assert_eq!(key_hash(&all_bytes), 199_136_374);
         assert!((0..1000u32).all(|n| key_hash(&n.to_le_bytes()) <= 0x7fff_ffff));
-    }
-
-    fn spans(buf: &[u8], pos: usize, max: usize) -> (Vec<&[u8]>, usize, bool) {
-        let (spans, end, after_record) = flat_record_spans(buf, pos, max);
-        (
-            spans
-                .into_iter()
-                .map(|(start, stop)| &buf[start..stop])
-                .collect(),
-            end,
-            after_record,
-        )
-    }
-
-    #[test]
-    fn flat_records_run_to_the_end_of_events() {
-        let buf = br#"[{"a":1} ,
- {"b":"x"},{}]"#;
-        let (records, end, after_record) = spans(buf, 1, 1 << 20);
-        assert_eq!(records, [&br#"{"a":1}"#[..], br#"{"b":"x"}"#, b"{}"]);
-        assert_eq!((end, buf[end], after_record), (buf.len() - 1, b']', true));
-    }
-
-    #[test]
-    fn flat_records_stop_at_what_the_general_parser_must_take() {
-        // A nested record: the scan stops where it starts, after the separator.
-        let buf = br#"{"a":1},{"n":{}},{"c":2}]"#;
-        assert_eq!(spans(buf, 0, 1 << 20), (vec![&br#"{"a":1}"#[..]], 8, false));
-        // Not an object at all.
-        assert_eq!(spans(b"[1],{}", 0, 1 << 20), (vec![], 0, false));
-        // A record larger than max_record_bytes is left whole to the general path.
-        let buf = br#"{"a":"xx"},{"b":"xxxxxxxx"}]"#;
-        assert_eq!(spans(buf, 0, 10), (vec![&br#"{"a":"xx"}"#[..]], 11, false));
-        assert_eq!(spans(buf, 0, 9), (vec![], 0, false));
-        // Something other than ',' or ']' after a record: the caller reports it.
-        assert_eq!(spans(br#"{} {}"#, 0, 100), (vec![&b"{}"[..]], 3, true));
-    }
-
-    #[test]
-    fn flat_records_stop_at_the_end_of_the_chunk() {
-        // Cut inside a record: that record waits for more data.
-        let buf = br#"{"a":1},{"b":"#;
-        assert_eq!(spans(buf, 0, 100), (vec![&br#"{"a":1}"#[..]], 8, false));
-        // Cut after a separator: it is taken, and the next record starts in a later chunk.
-        let buf = b"{},  ";
-        assert_eq!(spans(buf, 0, 100), (vec![&b"{}"[..]], buf.len(), false));
-        // Cut right after a record: the separator is still to come.
-        assert_eq!(spans(b"{} ", 0, 100), (vec![&b"{}"[..]], 3, true));
-        assert_eq!(spans(b"", 0, 100), (vec![], 0, false));
     }
 
     #[test]
@@ -1322,5 +1283,142 @@ mod tests {
         assert_eq!(kind(r#"{"imb":"","imbTrackingCode":null}"#), None);
         assert_eq!(kind(r#"{"imb":"1","imb":"2"}"#), None); // a repeated key
         assert_eq!(kind(r#"{"imb":1}"#), None); // a non-string that could be true
+    }
+}
+
+#[cfg(test)]
+mod encode_flat_tests {
+    //! `encode_flat` on a small encoder, run in an embedded interpreter: where it stops.
+
+    use std::collections::HashMap;
+
+    use pyo3::types::{PyBytes, PyList};
+
+    use super::*;
+
+    const TAKEN: &str = r#"{"imb":"00040699515990019102","scanDatetime":"2016-01-22 22:29:53-05:00","scanEventCode":"918"}"#;
+    /// A scan time the fast path does not take: the Python path's.
+    const LEFT: &str =
+        r#"{"imb":"00040699515990019102","scanDatetime":"yesterday","scanEventCode":"918"}"#;
+    /// A mail phase the encoder has not seen: asked of Python holding the GIL, then taken.
+    const UNSEEN_PHASE: &str = r#"{"imb":"00040699515990019102","scanDatetime":"2016-01-22 22:29:53-05:00","scanEventCode":"918","mailPhase":"Phase 1"}"#;
+    /// Not flat: the scan itself stops at it.
+    const NESTED: &str = r#"{"imb":{"n":1}}"#;
+
+    /// A piece-only message context, and the list `normalise_mail_phase` appends its
+    /// arguments to.
+    fn context(py: Python<'_>) -> (MessageContext, Bound<'_, PyList>) {
+        let asked = PyList::empty(py);
+        let normalise = py
+            .eval(
+                c"lambda asked: lambda text: asked.append(text) or 'ORIGIN'",
+                None,
+                None,
+            )
+            .and_then(|make| make.call1((&asked,)))
+            .expect("a normalise function");
+        let fields = ["imb", "scanDatetime", "scanEventCode", "mailPhase"]
+            .map(|name| (name.to_owned(), false))
+            .to_vec();
+        let encoder = ScanEncoder::new(
+            vec![fields; 4],
+            HashMap::new(),
+            HashMap::from([("ORIGIN".to_owned(), 0)]),
+            normalise.unbind(),
+            HashMap::new(),
+            (0, 1),
+            "517".to_owned(),
+            100,
+        )
+        .expect("an encoder");
+        let context = ScanEncoder::message(
+            Py::new(py, encoder).expect("an encoder object"),
+            0,
+            "feed".to_owned(),
+            Some("G".to_owned()),
+            Some(1),
+            0,
+            Some(PIECE),
+            None,
+            vec![],
+        );
+        (context, asked)
+    }
+
+    /// (events taken, stop position, after_record) of `encode_flat` over `body` from `pos`.
+    fn encode_flat(
+        context: &MessageContext,
+        py: Python<'_>,
+        body: &str,
+        pos: usize,
+    ) -> (usize, usize, bool) {
+        let buf = PyBytes::new(py, body.as_bytes());
+        let (run, stop, after_record) = context
+            .encode_flat(py, buf.into(), pos, 1 << 20, 0)
+            .expect("no Python error");
+        (run.len(), stop, after_record)
+    }
+
+    #[test]
+    fn encode_flat_stops_at_the_start_of_a_record_left_to_python() {
+        pyo3::prepare_freethreaded_python();
+        Python::with_gil(|py| {
+            let (context, asked) = context(py);
+            let body = format!("{TAKEN}, {TAKEN},\n{LEFT} ,{TAKEN}]");
+            let left = body.find(LEFT).expect("LEFT is in the body");
+            assert_eq!(encode_flat(&context, py, &body, 0), (2, left, false));
+            // Nothing taken: the position is the record's own, for the parser to take.
+            assert_eq!(encode_flat(&context, py, &body, left), (0, left, false));
+            // After it, the run goes on to `]`, stopping right after the last record.
+            let last = body.rfind(TAKEN).expect("TAKEN is in the body");
+            let end = body.len() - 1;
+            assert_eq!(encode_flat(&context, py, &body, last), (1, end, true));
+            assert_eq!(asked.len(), 0);
+        });
+    }
+
+    #[test]
+    fn encode_flat_stops_where_the_scan_stops() {
+        pyo3::prepare_freethreaded_python();
+        Python::with_gil(|py| {
+            let (context, _) = context(py);
+            // A nested record: the scan's stop, after the separator.
+            let body = format!("{TAKEN},{NESTED},{TAKEN}]");
+            let nested = body.find(NESTED).expect("NESTED is in the body");
+            assert_eq!(encode_flat(&context, py, &body, 0), (1, nested, false));
+            // A chunk ending inside a record, right after one, or after a separator.
+            let cut = format!("{TAKEN},{TAKEN}");
+            assert_eq!(
+                encode_flat(&context, py, &cut[..cut.len() - 3], 0),
+                (1, TAKEN.len() + 1, false)
+            );
+            assert_eq!(
+                encode_flat(&context, py, &format!("{TAKEN} "), 0),
+                (1, TAKEN.len() + 1, true)
+            );
+            let separated = format!("{TAKEN} ,\n");
+            assert_eq!(
+                encode_flat(&context, py, &separated, 0),
+                (1, separated.len(), false)
+            );
+            assert_eq!(encode_flat(&context, py, "", 0), (0, 0, false));
+            assert_eq!(encode_flat(&context, py, "]", 0), (0, 0, false));
+        });
+    }
+
+    #[test]
+    fn an_unseen_mail_phase_is_asked_of_python_and_the_run_goes_on() {
+        pyo3::prepare_freethreaded_python();
+        Python::with_gil(|py| {
+            let (context, asked) = context(py);
+            let body = format!("{UNSEEN_PHASE},{TAKEN},{UNSEEN_PHASE},{LEFT}]");
+            let left = body.find(LEFT).expect("LEFT is in the body");
+            assert_eq!(encode_flat(&context, py, &body, 0), (3, left, false));
+            // Asked once: the answer is cached for the second record.
+            assert_eq!(
+                asked.extract::<Vec<String>>().expect("strings"),
+                ["Phase 1"]
+            );
+        });
     }
 }

@@ -1,5 +1,6 @@
-//! The scan events one `MessageContext.encode_run` call took, kept in native memory so
-//! that `RecordBatches.append_run` writes them into record batches without Python objects.
+//! The scan events one `MessageContext.encode_run` or `encode_flat` call took, kept in native
+//! memory so that `RecordBatches.append_run` writes them into record batches without Python
+//! objects.
 
 use std::collections::HashMap;
 
