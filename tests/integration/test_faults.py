@@ -14,7 +14,7 @@ import signal
 import subprocess
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import httpx
@@ -91,17 +91,29 @@ async def test_kill_9_mid_message_leaves_nothing_visible_and_the_retry_publishes
     body = orjson.dumps(message)
     group = str(message["msgGrpId"])
     service = start_service(tmp, prefix, IVMTR_LOG_LEVEL="DEBUG")
+    # The body's second half is held back until the service is killed, so the kill lands
+    # mid-message however fast the service takes the first half.
+    killed = asyncio.Event()
+
+    async def body_in_two_halves() -> AsyncIterator[bytes]:
+        yield body[: len(body) // 2]
+        await killed.wait()
+        yield body[len(body) // 2 :]
+
     try:
         async with httpx.AsyncClient(base_url=service.url, timeout=60) as client:
             push = asyncio.create_task(
                 client.post(
-                    "/v1/feeds/demo", content=body, headers={"content-type": "application/json"}
+                    "/v1/feeds/demo",
+                    content=body_in_two_halves(),
+                    headers={"content-type": "application/json"},
                 )
             )
             await wait_for_log(service, "message transaction open")
-            await asyncio.sleep(0.3)  # events of the message are on their way into Kafka
+            await asyncio.sleep(0.3)  # events of the first half are on their way into Kafka
             os.kill(service.process.pid, signal.SIGKILL)
             service.process.wait(10)
+            killed.set()
             with pytest.raises(httpx.TransportError):
                 await push
         assert await event_ids(service, group) == {}
