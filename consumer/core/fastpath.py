@@ -96,15 +96,6 @@ class MessageEncoder(Protocol):
         A record left to the Python path stops the run at its start (so the parser takes
         it); so does anything the scanner stops at. Works without holding the GIL."""
 
-    def encode(self, raw: bytes, index: int) -> tuple[int, str, bytes, bool, str | None] | None:
-        """(kind as an index of KINDS, key, Avro body, logical delivery, campaign) of the
-        record at ``index``, or None when the Python path must take it."""
-
-    def encode_many(
-        self, raws: list[bytes], indexes: list[int]
-    ) -> list[tuple[int, str, bytes, bool, str | None] | None]:
-        """``encode`` of each record, in one call that works without holding the GIL."""
-
 
 _I128 = 2**127
 

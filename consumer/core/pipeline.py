@@ -79,23 +79,21 @@ _COUNTS = {
 
 @dataclass(slots=True)
 class ScanEvent:
-    """An event for a scan topic: its kind, Kafka key and Avro value.
+    """An event of the Python path for a scan topic: its kind, Kafka key and Avro value.
 
-    Events of the native fast path come as ``body``, the value already in Avro binary
-    (``value`` is then None); ``campaign`` and ``logical_delivery`` are set either way.
+    (Events of the native fast path stay in native memory, as ``EncodedScans`` runs.)
     """
 
     kind: RecordKind
     key: str
-    value: dict[str, Any] | None
-    body: bytes | None = None
+    value: dict[str, Any]
     campaign: str | None = None
     logical_delivery: bool = False
 
     @classmethod
     def of(cls, kind: RecordKind, key: str, value: dict[str, Any]) -> ScanEvent:
-        """An event from its Avro value (the Python path)."""
-        return cls(kind, key, value, None, value["campaign"], value["scan"]["logical_delivery"])
+        """An event from its Avro value."""
+        return cls(kind, key, value, value["campaign"], value["scan"]["logical_delivery"])
 
 
 @dataclass(slots=True)

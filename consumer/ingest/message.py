@@ -245,12 +245,7 @@ class _MessageRun:
         for outcome in outcomes:
             if type(outcome) is ScanEvent:
                 kind = outcome.kind
-                topic = topic_of[kind]
-                if outcome.value is None:
-                    assert outcome.body is not None
-                    message = topic.encoded_message(outcome.key, outcome.body, headers)
-                else:
-                    message = topic.message(outcome.key, outcome.value, headers)
+                message = topic_of[kind].message(outcome.key, outcome.value, headers)
                 events_by_kind[kind] = events_by_kind.get(kind, 0) + 1
                 if outcome.campaign:
                     summary.campaign_scans[outcome.campaign] += 1

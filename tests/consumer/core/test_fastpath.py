@@ -301,7 +301,7 @@ def test_pipeline_with_and_without_the_fast_path() -> None:
         for outcome in result:
             if isinstance(outcome, ScanEvent):
                 value = outcome.value
-                body_bytes = outcome.body if value is None else ENCODERS[outcome.kind](value)
+                body_bytes = ENCODERS[outcome.kind](value)
                 events.append((outcome.kind, outcome.key, body_bytes))
                 if outcome.campaign:
                     campaigns[outcome.campaign, "events"] += 1

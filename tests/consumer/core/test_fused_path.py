@@ -152,7 +152,7 @@ def per_record(outcomes: list[Any]) -> tuple[list[tuple[Any, ...]], Counter[Any]
     for outcome in outcomes:
         if isinstance(outcome, ScanEvent):
             value = outcome.value
-            body = outcome.body if value is None else ENCODERS[outcome.kind](value)
+            body = ENCODERS[outcome.kind](value)
             records.append(("event", outcome.kind, outcome.key, body))
             tallies[outcome.kind] += 1
             if outcome.campaign:
