@@ -32,7 +32,6 @@ use pyo3::types::PyBytes;
 use crate::crc32c::crc32c;
 use crate::murmur2;
 use crate::run::EncodedRun;
-use crate::Event;
 
 /// Bytes of the v2 batch header.
 pub const HEADER_SIZE: usize = 61;
@@ -345,17 +344,16 @@ impl Batches {
     }
 
     /// Every event in order: key the event's, value the route's prefix then the body.
-    pub fn append_events(&mut self, events: &[Event], routes: &[Route], timestamp: i64) {
-        for event in events {
-            let route = &routes[usize::from(event.kind)];
-            let key = event.key.as_bytes();
+    pub fn append_events(&mut self, run: &EncodedRun, routes: &[Route], timestamp: i64) {
+        for (kind, key, body) in run.iter() {
+            let route = &routes[usize::from(kind)];
             let partition = self.partition_of(route.topic, key);
             self.append(
                 route.topic,
                 partition,
                 timestamp,
                 Some(key),
-                &[&route.prefix, &event.body],
+                &[&route.prefix, body],
                 &route.headers,
             );
         }
@@ -467,19 +465,14 @@ impl RecordBatches {
                 })
             })
             .collect::<PyResult<_>>()?;
-        if let Some(kind) = run
-            .events
-            .iter()
-            .map(|e| e.kind)
-            .find(|&kind| usize::from(kind) >= routes.len())
-        {
+        if let Some(kind) = run.kinds().find(|&kind| usize::from(kind) >= routes.len()) {
             return Err(PyValueError::new_err(format!(
                 "no route for kind {kind} ({} routes)",
                 routes.len()
             )));
         }
         let batches = &mut self.batches;
-        py.allow_threads(|| batches.append_events(&run.events, &routes, timestamp_ms));
+        py.allow_threads(|| batches.append_events(run, &routes, timestamp_ms));
         Ok(())
     }
 
@@ -601,6 +594,7 @@ impl NativeBatch {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::Event;
 
     fn varint(value: i64) -> Vec<u8> {
         let mut out = Vec::new();
@@ -837,8 +831,11 @@ mod tests {
             logical_delivery: false,
             campaign: None,
         };
-        let events = [event(0, "a"), event(1, "b"), event(0, "foobar")];
-        batches.append_events(&events, &routes, 77);
+        let mut run = EncodedRun::default();
+        for (kind, key) in [(0, "a"), (1, "b"), (0, "foobar")] {
+            run.push(event(kind, key));
+        }
+        batches.append_events(&run, &routes, 77);
         assert_eq!(batches.pending(), 3);
         let drained = batches.drain();
         let placed: Vec<(usize, u32, u32)> = drained

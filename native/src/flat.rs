@@ -5,7 +5,7 @@
 //! the buffer a record at a time, so the encoder can stop it at any record and take the
 //! GIL in between, and says where it stopped the way the parser resumes from.
 
-use crate::json;
+use crate::json::{self, FlatRecord};
 
 fn skip_whitespace(buf: &[u8], mut pos: usize) -> usize {
     while pos < buf.len() && matches!(buf[pos], b' ' | b'\t' | b'\n' | b'\r') {
@@ -34,6 +34,8 @@ pub struct FlatRecordSpans<'a> {
     pos: usize,
     max_record_bytes: usize,
     at: At,
+    /// Whether `next_record` lists each record's members as it finds it.
+    listing: bool,
 }
 
 impl<'a> FlatRecordSpans<'a> {
@@ -43,7 +45,15 @@ impl<'a> FlatRecordSpans<'a> {
             pos,
             max_record_bytes,
             at: At::RecordStart,
+            listing: false,
         }
+    }
+
+    /// The same scan, giving each record's members too (`next_record`): one pass finds,
+    /// validates and lists a record.
+    pub fn listing(mut self) -> Self {
+        self.listing = true;
+        self
     }
 
     /// Where the scan stopped, and whether right after a record (the separator is still to
@@ -58,17 +68,16 @@ impl<'a> FlatRecordSpans<'a> {
         }
     }
 
-    fn stopped(&mut self, pos: usize, after_record: bool) -> Option<(usize, usize)> {
+    fn stopped<T>(&mut self, pos: usize, after_record: bool) -> Option<T> {
         self.pos = pos;
         self.at = At::Stopped { after_record };
         None
     }
 }
 
-impl Iterator for FlatRecordSpans<'_> {
-    type Item = (usize, usize);
-
-    fn next(&mut self) -> Option<(usize, usize)> {
+impl<'a> FlatRecordSpans<'a> {
+    /// The next record's span, and its members when the scan is `listing`.
+    pub fn next_record(&mut self) -> Option<(usize, usize, Option<FlatRecord<'a>>)> {
         let buf = self.buf;
         let mut pos = self.pos;
         match self.at {
@@ -90,15 +99,34 @@ impl Iterator for FlatRecordSpans<'_> {
         if pos >= buf.len() || buf[pos] != b'{' {
             return self.stopped(pos, false);
         }
-        match json::flat_object_end(&buf[pos..]) {
-            json::End::Flat(length) if length <= self.max_record_bytes => {
+        let found = if self.listing {
+            match json::parse_prefix(&buf[pos..]) {
+                json::Parsed::Flat(record, length) => Some((length, Some(record))),
+                json::Parsed::Incomplete | json::Parsed::Other => None,
+            }
+        } else {
+            match json::flat_object_end(&buf[pos..]) {
+                json::End::Flat(length) => Some((length, None)),
+                json::End::Incomplete | json::End::Other => None,
+            }
+        };
+        match found {
+            Some((length, record)) if length <= self.max_record_bytes => {
                 self.pos = pos + length;
                 self.at = At::RecordEnd;
-                Some((pos, pos + length))
+                Some((pos, pos + length, record))
             }
             // Cut by the chunk's end, not flat, invalid or too large: the general path's.
             _ => self.stopped(pos, false),
         }
+    }
+}
+
+impl Iterator for FlatRecordSpans<'_> {
+    type Item = (usize, usize);
+
+    fn next(&mut self) -> Option<(usize, usize)> {
+        self.next_record().map(|(start, end, _)| (start, end))
     }
 }
 
@@ -211,6 +239,37 @@ mod tests {
                 n => (if n == 3 { 25 } else { cut }, true),
             };
             assert_eq!((end, after_record), (want_end, want_after), "cut at {cut}");
+        }
+    }
+
+    #[test]
+    fn a_listing_scan_finds_the_same_records_with_their_members() {
+        let buf = br#"{"a":1} ,
+ {"b":"x,}\n"},{},{"c":-0},{"d":2}]"#;
+        for cut in 0..=buf.len() {
+            let chunk = &buf[..cut];
+            let mut plain = FlatRecordSpans::new(chunk, 0, 100);
+            let mut listing = FlatRecordSpans::new(chunk, 0, 100).listing();
+            loop {
+                let span = plain.next();
+                let listed = listing.next_record();
+                // -0 is the one record only the listing scan leaves to the Python path.
+                if span.is_some_and(|(start, end)| &chunk[start..end] == br#"{"c":-0}"#) {
+                    assert!(listed.is_none(), "cut at {cut}");
+                    break;
+                }
+                match (span, listed) {
+                    (Some(span), Some((start, end, Some(record)))) => {
+                        assert_eq!(span, (start, end), "cut at {cut}");
+                        assert_eq!(Some(record), json::parse(&chunk[start..end]));
+                    }
+                    (None, None) => {
+                        assert_eq!(plain.stop(), listing.stop(), "cut at {cut}");
+                        break;
+                    }
+                    (span, listed) => panic!("cut at {cut}: {span:?} but {listed:?}"),
+                }
+            }
         }
     }
 }

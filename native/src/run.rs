@@ -10,17 +10,38 @@ use pyo3::types::{PyBytes, PyDict};
 use crate::Event;
 
 /// Scan events the native encoder took, in record order, held in native memory.
+///
+/// Keys and bodies lie end to end in two buffers, so a run of thousands of events is a
+/// handful of allocations: the batches read it as one stream, and freeing it (on the event
+/// loop's thread) costs nothing per event.
 #[pyclass(frozen, module = "ivmtr_native")]
 #[derive(Default)]
 pub struct EncodedRun {
-    pub(crate) events: Vec<Event>,
+    events: Vec<EventEnd>,
+    keys: Vec<u8>,
+    bodies: Vec<u8>,
     kind_counts: [u64; 4],
     /// campaign -> (events, logical deliveries), in the order campaigns were first seen.
     campaigns: Vec<(String, u64, u64)>,
     campaign_index: HashMap<String, usize>,
 }
 
+/// Where one event's key and body end in the run's buffers, and its kind.
+struct EventEnd {
+    kind: u8,
+    key: usize,
+    body: usize,
+}
+
 impl EncodedRun {
+    /// A run whose bodies are expected to take about `body_bytes`.
+    pub(crate) fn with_capacity(body_bytes: usize) -> Self {
+        EncodedRun {
+            bodies: Vec::with_capacity(body_bytes),
+            ..EncodedRun::default()
+        }
+    }
+
     /// Adds an event, tallying its kind and campaign.
     pub(crate) fn push(&mut self, event: Event) {
         self.kind_counts[usize::from(event.kind)] += 1;
@@ -38,11 +59,43 @@ impl EncodedRun {
             entry.1 += 1;
             entry.2 += u64::from(event.logical_delivery);
         }
-        self.events.push(event);
+        self.keys.extend_from_slice(event.key.as_bytes());
+        self.bodies.extend_from_slice(&event.body);
+        self.events.push(EventEnd {
+            kind: event.kind,
+            key: self.keys.len(),
+            body: self.bodies.len(),
+        });
+    }
+
+    /// Gives back what `with_capacity` reserved beyond need when the run stopped early
+    /// (a record left to the Python path), so that short runs do not hold whole chunks.
+    pub(crate) fn fit(&mut self) {
+        if self.bodies.capacity() > 2 * self.bodies.len() + 65_536 {
+            self.bodies.shrink_to_fit();
+        }
     }
 
     pub(crate) fn len(&self) -> usize {
         self.events.len()
+    }
+
+    /// (kind, key, Avro body) of each event, in order.
+    pub(crate) fn iter(&self) -> impl Iterator<Item = (u8, &[u8], &[u8])> + '_ {
+        let mut key_start = 0;
+        let mut body_start = 0;
+        self.events.iter().map(move |end| {
+            let key = &self.keys[key_start..end.key];
+            let body = &self.bodies[body_start..end.body];
+            key_start = end.key;
+            body_start = end.body;
+            (end.kind, key, body)
+        })
+    }
+
+    /// The kind of each event, in order.
+    pub(crate) fn kinds(&self) -> impl Iterator<Item = u8> + '_ {
+        self.events.iter().map(|end| end.kind)
     }
 }
 
@@ -68,14 +121,11 @@ impl EncodedRun {
 
     /// (kind, key, Avro body) of each event, in order.
     fn records<'py>(&self, py: Python<'py>) -> Vec<(u8, &str, Bound<'py, PyBytes>)> {
-        self.events
-            .iter()
-            .map(|event| {
-                (
-                    event.kind,
-                    event.key.as_str(),
-                    PyBytes::new(py, &event.body),
-                )
+        self.iter()
+            .map(|(kind, key, body)| {
+                // Keys were pushed as `String`s: whole UTF-8 texts end to end.
+                let key = std::str::from_utf8(key).expect("keys are pushed as text");
+                (kind, key, PyBytes::new(py, body))
             })
             .collect()
     }
@@ -113,7 +163,18 @@ mod tests {
             run.campaigns,
             vec![("b".to_owned(), 3, 1), ("a".to_owned(), 1, 1)]
         );
-        let kinds: Vec<u8> = run.events.iter().map(|e| e.kind).collect();
-        assert_eq!(kinds, [0, 0, 3, 1, 2]);
+        let events: Vec<(u8, &[u8], &[u8])> = run.iter().collect();
+        assert_eq!(
+            events,
+            [
+                (0, &b"k0"[..], &[0][..]),
+                (0, b"k0", &[0]),
+                (3, b"k3", &[3]),
+                (1, b"k1", &[1]),
+                (2, b"k2", &[2]),
+            ]
+        );
+        assert_eq!(run.kinds().collect::<Vec<_>>(), [0, 0, 3, 1, 2]);
+        assert_eq!(EncodedRun::default().iter().count(), 0);
     }
 }
