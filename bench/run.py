@@ -914,7 +914,10 @@ def write_kcat_input(path: Path, records: int, key_bytes: int, value_bytes: int)
     return total
 
 
-def run_kcat(topic: str, input_path: Path, headers: dict[str, str]) -> tuple[list[str], float, str]:
+def run_kcat(
+    topic: str, input_path: Path, headers: dict[str, str]
+) -> tuple[list[str], float, str, float]:
+    """Runs kcat once: its command, wall seconds, stderr and CPU seconds (user + system)."""
     command = [
         "kcat",
         "-P",
@@ -936,12 +939,17 @@ def run_kcat(topic: str, input_path: Path, headers: dict[str, str]) -> tuple[lis
     for name, value in headers.items():
         command += ["-H", f"{name}={value}"]
     command += ["-l", str(input_path)]
+    children_before = os.times()
     started = time.perf_counter()
     done = subprocess.run(command, capture_output=True, text=True, check=False, timeout=600)
     elapsed = time.perf_counter() - started
+    children_after = os.times()
+    cpu = (children_after.children_user - children_before.children_user) + (
+        children_after.children_system - children_before.children_system
+    )
     if done.returncode != 0:
         raise SystemExit(f"kcat failed ({done.returncode}): {done.stderr[-2000:]}")
-    return command, elapsed, done.stderr.strip()
+    return command, elapsed, done.stderr.strip(), cpu
 
 
 async def warm_broker(run_id: str, records: int, work: Path, rounds: int) -> dict[str, Any]:
@@ -960,7 +968,7 @@ async def warm_broker(run_id: str, records: int, work: Path, rounds: int) -> dic
         for n in range(1, rounds + 1):
             topic = f"bench-kcat-{run_id}-warm-{n}"
             await create_topic(topic, PARTITIONS)
-            _, elapsed, _ = run_kcat(topic, input_path, {"ivmtr.feed": FEED})
+            _, elapsed, _, _ = run_kcat(topic, input_path, {"ivmtr.feed": FEED})
             rates.append(records / elapsed)
             if n > 1 and rates[-1] < 1.1 * max(rates[:-1]):
                 break
@@ -984,7 +992,10 @@ async def kcat_baseline(
         for n in range(1, runs + 1):
             topic = f"bench-kcat-{run_id}-{n}"
             await create_topic(topic, PARTITIONS)
-            command, elapsed, stderr = run_kcat(topic, input_path, headers)
+            broker = broker_pid()
+            broker_before = cpu_seconds(broker) if broker else 0.0
+            command, elapsed, stderr, kcat_cpu = run_kcat(topic, input_path, headers)
+            broker_cpu = cpu_seconds(broker) - broker_before if broker else math.nan
             written = await end_offsets_sum(topic)
             if written != records:
                 raise SystemExit(f"kcat wrote {written} records to {topic}, expected {records}")
@@ -994,6 +1005,12 @@ async def kcat_baseline(
                     "topic": topic,
                     "seconds": round(elapsed, 3),
                     "records_per_s": round(records / elapsed, 1),
+                    # Who pays for kcat's records: the broker's CPU per record beside
+                    # the service's shows what our transactions and batches cost it.
+                    "cpu_s_per_100k": {
+                        "kcat": round(kcat_cpu / records * 1e5, 3),
+                        "broker": round(broker_cpu / records * 1e5, 3),
+                    },
                     "stderr": stderr[-500:],
                 }
             )
