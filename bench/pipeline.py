@@ -1,9 +1,11 @@
 """The service's CPU per record between the body and the record batches, without Kafka.
 
-    .venv/bin/python bench/pipeline.py [--messages 5] [--repeat 5] [--json [PATH]]
+    .venv/bin/python bench/pipeline.py [--messages 5] [--repeat 5] [--events N] [--cache DIR]
+                                       [--json [PATH]]
 
-Takes the plain throughput messages ``bench/run.py`` pushes (its cache under
-``.local/bench-cache/``: run that once first), and times, on one core, per record:
+Takes the plain throughput messages ``bench/run.py`` pushes (10,000 events each; the same
+cache under ``.local/bench-cache/``, generated and cached when missing), and times, on one
+core, per record:
 
 - ``pipeline``: what a worker thread does with a message's body: the body in 1 MiB pieces
   (as ``coalesced`` hands them over), through ``MessagePipeline`` with the native fast path
@@ -33,6 +35,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.run import CACHE, MESSAGE_EVENTS, scenario_bodies  # noqa: E402
 from consumer import Settings  # noqa: E402
 from consumer.core.fastpath import KINDS  # noqa: E402
 from consumer.core.pipeline import Limits, MessagePipeline, outcome_count  # noqa: E402
@@ -42,22 +45,17 @@ from consumer.native import load_native  # noqa: E402
 from consumer.service import _fast_path, record_shapes  # noqa: E402
 from producer.topics import TopicTable  # noqa: E402
 
-CACHE = ROOT / ".local" / "bench-cache"
 PIECE = 2**20  # coalesced()'s hand-over size
-
-
-def cached_bodies(limit: int) -> list[bytes]:
-    """The plain throughput bodies bench/run.py cached, the smallest set first."""
-    found = sorted(CACHE.glob("throughput-plain-*"), key=lambda p: len(list(p.glob("*.body"))))
-    if not found:
-        raise SystemExit("no cached bodies: run `.venv/bin/python bench/run.py --quick` once")
-    return [path.read_bytes() for path in sorted(found[0].glob("*.body"))[:limit]]
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--messages", type=int, default=5, help="messages per round (5)")
     parser.add_argument("--repeat", type=int, default=5, help="rounds; the best counts (5)")
+    parser.add_argument(
+        "--events", type=int, default=MESSAGE_EVENTS, help="events per message (10,000)"
+    )
+    parser.add_argument("--cache", type=Path, default=CACHE, help="bench/run.py's body cache")
     parser.add_argument("--json", nargs="?", const="-", help="write the result as JSON")
     args = parser.parse_args()
 
@@ -76,7 +74,14 @@ def main() -> int:
     by_kind = scan_topics(topics)
     kind_topics = [by_kind[kind] for kind in KINDS]
     names = sorted({topic.name for topic in kind_topics})
-    bodies = cached_bodies(args.messages)
+    bodies = scenario_bodies(
+        "throughput-plain",
+        events=args.messages * args.events,
+        message_events=args.events,
+        compress=False,
+        seed=1,
+        cache=args.cache,
+    ).bodies
 
     def pipeline_round() -> tuple[float, int, list[Any]]:
         started = time.process_time()

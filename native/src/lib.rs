@@ -567,9 +567,9 @@ fn hashed_uuid(identity: &str) -> String {
 }
 
 impl MessageContext {
-    /// Encodes `records` ((raw, index, place) each) into `run` without holding the GIL, up to
-    /// the first one the Python path must take, whose place it gives (None: all were
-    /// taken). A mailPhase not in the cache is asked of Python holding the GIL, and the run
+    /// Encodes `records` ((parsed record or None when not flat, its length in bytes, index,
+    /// place) each) into `run` without holding the GIL, up to the first one the Python path
+    /// must take, whose place it gives (None: all were taken). A mailPhase not in the cache is asked of Python holding the GIL, and the run
     /// goes on after that record; an exception it raises is raised here.
     fn encode_until_left<'r, T: Send>(
         &self,

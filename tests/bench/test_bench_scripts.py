@@ -101,6 +101,18 @@ def check_message_cost(stdout: str, tmp: Path) -> None:
         assert cpu_ms >= 0 and 0 < p50 <= p99
 
 
+def check_pipeline(stdout: str, tmp: Path) -> None:
+    for stage in ("pipeline", "batches"):
+        best, median = figures(stdout, rf"^{stage}\s+({NUMBER}) us/record \(median ({NUMBER})\)$")
+        assert 0 < best <= median
+    result = read_json(
+        tmp / "pipeline.json", {"messages", "records", "body_bytes", "us_per_record"}
+    )
+    # Every generated event went through: 2 messages of 200.
+    assert result["messages"] == 2 and result["records"] == 400
+    assert set(result["us_per_record"]) == {"pipeline", "batches"}
+
+
 def check_transactions(stdout: str, tmp: Path) -> None:
     idempotent = figures(stdout, rf"^idempotent\s+({NUMBER}) records/s$")[0]
     transactional = figures(stdout, rf"^transactional\s+({NUMBER}) records/s\s+\(300 per")[0]
@@ -190,6 +202,16 @@ TINY: dict[str, Tiny] = {
         check_imb_codec,
     ),
     "message_cost": Tiny(lambda tmp: ["--messages=5", "--events=5"], check_message_cost, True),
+    "pipeline": Tiny(
+        lambda tmp: [
+            "--messages=2",
+            "--events=200",
+            "--repeat=1",
+            f"--cache={tmp / 'cache'}",
+            f"--json={tmp / 'pipeline.json'}",
+        ],
+        check_pipeline,
+    ),
     "transactions": Tiny(
         lambda tmp: ["--records=600", "--per-transaction=300"], check_transactions, True
     ),
