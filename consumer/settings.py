@@ -33,6 +33,13 @@ class Settings(BaseSettings):
     # HTTP
     host: str = Field("127.0.0.1", description="Address the HTTP server listens on.")
     port: int = Field(8080, ge=0, le=65535, description="Port the HTTP server listens on.")
+    workers: int = Field(
+        1,
+        ge=1,
+        le=64,
+        description="Processes serving the one port (`serve --workers`), each a replica of "
+        "its own (replica id suffixed with its process id); a worker that dies is restarted.",
+    )
 
     # Kafka
     kafka_bootstrap_servers: str = Field(

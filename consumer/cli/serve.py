@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-import gc
-import ssl
-import sys
 
 import click
 
+from consumer.cli.context import cli_config_file
 from consumer.cli.context import cli_settings as _settings
 from consumer.settings import SettingsError
 
@@ -18,43 +16,35 @@ __all__ = ["serve", "topics"]
 @click.command()
 @click.option("--host", default=None, help="Listen address (IVMTR_HOST).")
 @click.option("--port", type=int, default=None, help="Listen port (IVMTR_PORT).")
-def serve(host: str | None, port: int | None) -> None:
+@click.option(
+    "--workers",
+    type=int,
+    default=None,
+    help="Processes serving the port, each a replica of its own (IVMTR_WORKERS, 1).",
+)
+def serve(host: str | None, port: int | None, workers: int | None) -> None:
     """Run the ingest service."""
-    import uvicorn
-
+    from consumer.cli.workers import serve_one, serve_workers
     from consumer.http.app import create_app
     from consumer.logging import configure_logging
 
-    settings = _settings(host=host, port=port)
+    overrides = {
+        name: value
+        for name, value in (("host", host), ("port", port), ("workers", workers))
+        if value is not None
+    }
+    settings = _settings(**overrides)
     configure_logging(settings.log_level, settings.log_format)
     try:
+        # With workers too: a bad setting or feeds file ends the command here, once,
+        # instead of every worker dying of it and being restarted.
         app = create_app(settings)
     except SettingsError as exc:
         raise click.ClickException(str(exc)) from exc
-    config = uvicorn.Config(
-        app,
-        host=settings.host,
-        port=settings.port,
-        log_level="warning",
-        access_log=False,
-        loop="uvloop" if sys.platform != "win32" else "asyncio",
-        timeout_graceful_shutdown=int(settings.kafka_timeout_s),
-        ssl_certfile=settings.tls_cert_file,
-        ssl_keyfile=settings.tls_key_file,
-        # X-Forwarded-For is believed only from the feeds file's trusted proxies, not here.
-        proxy_headers=False,
-        server_header=False,
-    )
-    config.load()
-    if config.ssl is not None:
-        # uvicorn takes the library default; we promise TLS 1.2 or newer.
-        config.ssl.minimum_version = ssl.TLSVersion.TLSv1_2
-    # Modules, schemas and the app (~68,000 objects) live as long as the process. Frozen,
-    # a full collection no longer walks them: under 100 messages/s one paused the event
-    # loop for 47 ms before the freeze and 5 ms after (a gc.callbacks probe).
-    gc.collect()
-    gc.freeze()
-    uvicorn.Server(config).run()
+    if settings.workers == 1:
+        serve_one(app, settings)
+    else:
+        serve_workers(settings, cli_config_file(), overrides)
 
 
 @click.group()
