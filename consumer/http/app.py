@@ -139,6 +139,8 @@ def create_app(settings: Settings, service: IngestService | None = None) -> Star
             log.info(
                 "message spooled" if status == 202 else "message published",
                 outcome=summary.status.lower(),
+                # With several replicas or workers, which one took the message.
+                replica=settings.replica_id,
                 msg_grp_id=summary.msg_grp_id,
                 msg_ser_nbr=summary.msg_ser_nbr,
                 received=summary.received,

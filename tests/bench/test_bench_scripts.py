@@ -113,6 +113,22 @@ def check_pipeline(stdout: str, tmp: Path) -> None:
     assert set(result["us_per_record"]) == {"pipeline", "batches"}
 
 
+def check_scaling(stdout: str, tmp: Path) -> None:
+    assert figures(stdout, rf"^2 workers / 1 worker: ({NUMBER}) \(target")[0] > 0
+    result = read_json(
+        tmp / "results" / "scaling-latest.json",
+        {"scenarios", "workers_ratio", "replica_503_share"},
+    )
+    scenarios = result["scenarios"]
+    for workers in (1, 2):
+        run = scenarios[f"workers_{workers}"]
+        assert run["statuses"] == {"200": 1} and run["records_received"] == 2_000
+        # Every message published once, by the workers of that run.
+        assert sum(run["spread"].values()) == 1
+    replicas = scenarios["replicas"]
+    assert replicas["unanswered"] == 0 and replicas["all_answers"].get("200") == 30
+
+
 def check_transactions(stdout: str, tmp: Path) -> None:
     idempotent = figures(stdout, rf"^idempotent\s+({NUMBER}) records/s$")[0]
     transactional = figures(stdout, rf"^transactional\s+({NUMBER}) records/s\s+\(300 per")[0]
@@ -211,6 +227,11 @@ TINY: dict[str, Tiny] = {
             f"--json={tmp / 'pipeline.json'}",
         ],
         check_pipeline,
+    ),
+    "scaling": Tiny(
+        lambda tmp: ["--tiny", f"--results={tmp / 'results'}", f"--cache={tmp / 'cache'}"],
+        check_scaling,
+        True,
     ),
     "transactions": Tiny(
         lambda tmp: ["--records=600", "--per-transaction=300"], check_transactions, True
