@@ -34,6 +34,9 @@ class _Sampled(Collector):
             "ivmtr_kafka_connected": "1 when the service is connected to Kafka.",
             "ivmtr_delivery_log_entries": "Message receipts the delivery log holds in memory "
             "to recognise re-sent messages.",
+            "ivmtr_owned_delivery_slots": "Delivery slots this process holds a producer for "
+            "and has not found fenced out of by another replica or worker (it finds out when "
+            "it next uses the slot).",
         }
         values = self._read()
         for name, text in helps.items():
@@ -41,21 +44,42 @@ class _Sampled(Collector):
                 yield GaugeMetricFamily(name, text, value=values[name])
         if self._counters is None:
             return
-        # name -> (label, help); the values are name -> {label value: count}.
-        counter_helps = {
+        # name -> (label or None, help); the values are name -> {label value: count}, and
+        # {"": count} for a counter without a label.
+        counter_helps: dict[str, tuple[str | None, str]] = {
             "ivmtr_delivery_log_evictions": (
                 "reason",
                 "Message receipts the delivery log dropped: cap (delivery_log_max_keys, "
                 "oldest first) or retention (older than delivery_retention_days).",
             ),
+            "ivmtr_delivery_slot_takeovers": (
+                "reason",
+                "Producers started for a delivery slot, each fencing the slot's previous "
+                "holder: start (every slot at start-up) or replaced (taken back after this "
+                "process was fenced out of it, or its producer failed).",
+            ),
+            "ivmtr_fenced_transactions": (
+                None,
+                "Transactions of this process ended because another replica or worker took "
+                "their delivery slot (the message was answered 503).",
+            ),
+            "ivmtr_aborted_transactions": (
+                "reason",
+                "Transactions aborted: duplicate (a re-sent message) or failed (anything "
+                "else, fencing included).",
+            ),
         }
         counts = self._counters()
         for name, (label, text) in counter_helps.items():
-            if name in counts:
-                family = CounterMetricFamily(name, text, labels=[label])
-                for value, count in sorted(counts[name].items()):
-                    family.add_metric([value], count)
-                yield family
+            if name not in counts:
+                continue
+            if label is None:
+                yield CounterMetricFamily(name, text, value=counts[name][""])
+                continue
+            family = CounterMetricFamily(name, text, labels=[label])
+            for value, count in sorted(counts[name].items()):
+                family.add_metric([value], count)
+            yield family
 
 
 class Metrics:

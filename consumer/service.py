@@ -243,6 +243,7 @@ class IngestService:
             "ivmtr_incomplete_message_groups": float(self.watcher.incomplete_groups),
             "ivmtr_kafka_connected": float(self.connected and self.publisher.log.failure is None),
             "ivmtr_delivery_log_entries": float(self.publisher.log.entries),
+            "ivmtr_owned_delivery_slots": float(self.publisher.owned_slots),
         }
         if self.spool is not None:
             values["ivmtr_spool_entries"] = float(len(self.spool.entries()))
@@ -250,11 +251,15 @@ class IngestService:
 
     def _counters(self) -> dict[str, dict[str, float]]:
         deliveries = self.publisher.log
+        slots = self.publisher.stats
         return {
             "ivmtr_delivery_log_evictions": {
                 "cap": deliveries.evicted,
                 "retention": deliveries.expired,
-            }
+            },
+            "ivmtr_delivery_slot_takeovers": dict(slots.takeovers),
+            "ivmtr_fenced_transactions": {"": slots.fenced},
+            "ivmtr_aborted_transactions": dict(slots.aborted),
         }
 
     async def start(self) -> None:

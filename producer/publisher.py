@@ -25,7 +25,7 @@ import asyncio
 import contextlib
 import random
 from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from producer.deliveries import DeliveryLog, DeliveryLogLimits, Receipt
@@ -33,7 +33,7 @@ from producer.errors import Fenced, KafkaUnavailable, PublishError, PublishTimeo
 from producer.kafka import KafkaConfig, PartitionedBatches, TransactionalProducer, partition_for
 from producer.topics import EncodedEvents, KafkaMessage, Topic, TopicTable
 
-__all__ = ["Delivery", "Publisher"]
+__all__ = ["Delivery", "Publisher", "SlotStats"]
 
 _CLAIM_ATTEMPTS = 5
 # After a transaction ends, its coordinator still writes the markers for a few ms; a
@@ -63,6 +63,22 @@ class Delivery:
         await self.batches.add_many(messages)
 
 
+@dataclass
+class SlotStats:
+    """What happened to this process's delivery slots since it started (for metrics).
+
+    ``takeovers``: producers started for a slot, each fencing whoever held it before, by
+    why (``start``: every slot at start-up; ``replaced``: a producer of ours was fenced by
+    another replica, or failed, and the slot was taken back). ``fenced``: transactions of
+    ours that another replica's takeover ended. ``aborted``: transactions aborted, by why
+    (``duplicate``: a re-sent message; ``failed``: anything else, a fencing included).
+    """
+
+    takeovers: dict[str, int] = field(default_factory=lambda: {"start": 0, "replaced": 0})
+    fenced: int = 0
+    aborted: dict[str, int] = field(default_factory=lambda: {"duplicate": 0, "failed": 0})
+
+
 class Publisher:
     """Delivery slots over one topic table, and the delivery log that dedups with them."""
 
@@ -87,6 +103,12 @@ class Publisher:
         self._locks: dict[int, asyncio.Lock] = {}
         self._ended_at: dict[int, float] = {}  # per slot: when its last transaction ended
         self._started = False
+        self.stats = SlotStats()
+
+    @property
+    def owned_slots(self) -> int:
+        """Slots whose producer this process holds and was not fenced out of."""
+        return sum(1 for producer in self._producers.values() if not producer.broken)
 
     @property
     def slots(self) -> int:
@@ -136,6 +158,7 @@ class Publisher:
         )
         self._producers[slot] = producer
         await producer.start(self._topic_names)
+        self.stats.takeovers["replaced" if self._started else "start"] += 1
         return producer
 
     @contextlib.asynccontextmanager
@@ -169,6 +192,7 @@ class Publisher:
                 delivery = Delivery(key, slot, prior, batches)
                 yield delivery
                 if delivery.discard:
+                    self.stats.aborted["duplicate"] += 1
                     await producer.abort()
                     # The slot's partition now holds STARTED and the abort marker.
                     self.log.advance(slot, claimed_at + 2)
@@ -179,7 +203,8 @@ class Publisher:
                     self.log.apply(key, delivery.receipt)
                     # STARTED, the receipt and the commit marker: all ours, all applied.
                     self.log.advance(slot, claimed_at + 3)
-            except BaseException:
+            except BaseException as exc:
+                self._ended_badly(exc)
                 await producer.abort()
                 raise
         finally:
@@ -205,12 +230,18 @@ class Publisher:
                 async with asyncio.timeout(self._timeout_s):
                     await producer.commit(batches)
             except BaseException as exc:
+                self._ended_badly(exc)
                 await producer.abort()
                 if isinstance(exc, PublishError):
                     producer.broken = True
                 raise
             finally:
                 self._ended_at[slot] = asyncio.get_running_loop().time()
+
+    def _ended_badly(self, exc: BaseException) -> None:
+        self.stats.aborted["failed"] += 1
+        if isinstance(exc, Fenced):
+            self.stats.fenced += 1
 
     async def _settle(self, slot: int) -> None:
         """Give the slot's last transaction the few ms its coordinator needs to close it."""
@@ -240,7 +271,8 @@ class Publisher:
                         await batches.submit()
                         offset = await batches.send_now(claim)
                         await self.log.caught_up(slot, offset, self._timeout_s)
-                    except BaseException:
+                    except BaseException as exc:
+                        self._ended_badly(exc)
                         await producer.abort()
                         raise
                 return producer, batches, offset

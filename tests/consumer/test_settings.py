@@ -24,6 +24,7 @@ def test_defaults() -> None:
     assert settings.model_dump() == {
         "host": "127.0.0.1",
         "port": 8080,
+        "workers": 1,
         "kafka_bootstrap_servers": "127.0.0.1:9092",
         "topic_prefix": "ivmtr.",
         "topic_partitions": 6,

@@ -195,6 +195,43 @@ async def test_two_replicas_receiving_the_same_messages_publish_each_once(
             stop_service(replica)
 
 
+async def test_slot_takeovers_fencing_and_aborts_are_counted(
+    own_service: tuple[Path, str],
+) -> None:
+    from tests.integration.test_observability import scrape, value
+
+    tmp, prefix = own_service
+    slots = 16  # IVMTR_DELIVERY_SLOTS' default
+    first = start_service(tmp, prefix)
+    # The second replica takes every slot at start, fencing the first one's producers.
+    second = start_service(tmp, prefix)
+    try:
+        message = orjson.dumps(mailing(5, 500, seed=17)[0])
+        async with httpx.AsyncClient(base_url=first.url, timeout=60) as client:
+            published = await push_until_answered(client, "/v1/feeds/demo", message)
+            again = await push_until_answered(client, "/v1/feeds/demo", message)
+            samples = await scrape(client)
+        async with httpx.AsyncClient(base_url=second.url, timeout=60) as client:
+            other = await scrape(client)
+        assert published.json()["duplicate"] is False and again.json()["duplicate"] is True
+        # The first replica found its slot taken, was fenced, took it back and went on.
+        assert value(samples, "ivmtr_delivery_slot_takeovers_total", reason="start") == slots
+        assert value(samples, "ivmtr_delivery_slot_takeovers_total", reason="replaced") == 1
+        assert value(samples, "ivmtr_fenced_transactions_total") == 1
+        assert value(samples, "ivmtr_aborted_transactions_total", reason="failed") == 1
+        assert value(samples, "ivmtr_aborted_transactions_total", reason="duplicate") == 1
+        # Without slot ownership by group, a replica learns it lost a slot only by using
+        # it: each still counts every slot its own, the one taken back included.
+        assert value(samples, "ivmtr_owned_delivery_slots") == slots
+        # The second took every slot at start and has not learnt of the one it lost.
+        assert value(other, "ivmtr_delivery_slot_takeovers_total", reason="start") == slots
+        assert value(other, "ivmtr_fenced_transactions_total") == 0
+        assert value(other, "ivmtr_owned_delivery_slots") == slots
+    finally:
+        stop_service(first)
+        stop_service(second)
+
+
 async def test_message_groups_complete_incomplete_and_mismatched(
     own_service: tuple[Path, str],
 ) -> None:

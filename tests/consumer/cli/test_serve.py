@@ -50,3 +50,52 @@ def test_serve_freezes_the_built_heap_before_serving(server_runs: list[dict[str,
     assert run["frozen"] > 10_000
     assert not run["app_tracked"]
     assert run["loop"] == "uvloop"
+
+
+def test_workers_hand_uvicorns_supervisor_a_factory_and_each_worker_rebuilds_the_settings(
+    server_runs: list[dict[str, Any]], monkeypatch: pytest.MonkeyPatch, tmp_path: Any
+) -> None:
+    from consumer.cli import workers
+
+    started: list[tuple[uvicorn.Config, list[Any]]] = []
+
+    class Supervisor:
+        def __init__(self, config: uvicorn.Config, sockets: list[Any]) -> None:
+            started.append((config, sockets))
+
+        def run(self) -> None:
+            for sock in started[-1][1]:
+                sock.close()
+
+    monkeypatch.setattr(workers, "Multiprocess", Supervisor)
+    config_file = tmp_path / "ivmtr.toml"
+    config_file.write_text('topic_prefix = "acme."\nreplica_id = "east"\n')
+    # Recorded, so that what serve sets for its workers is undone after the test.
+    monkeypatch.setenv(workers._WORKER_SPEC, "")
+    result = CliRunner().invoke(
+        main, ["--config", str(config_file), "serve", "--port", "0", "--workers", "3"]
+    )
+    assert result.exit_code == 0, result.output
+    assert server_runs == []  # the parent serves nothing itself
+    ((config, sockets),) = started
+    assert config.workers == 3 and config.factory is True
+    assert config.app == "consumer.cli.workers:worker_app"
+    assert len(sockets) == 1
+    # In a worker: the parent's file and command-line values, and a replica id of its own.
+    settings = workers.worker_settings()
+    assert (settings.topic_prefix, settings.port, settings.workers) == ("acme.", 0, 3)
+    assert settings.replica_id == f"east-{os.getpid()}"
+    # The TLS floor holds in every worker: each loads the config class itself.
+    assert isinstance(config, workers.ServerConfig)
+
+
+def test_a_bad_setting_stops_serve_once_before_any_worker_starts(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    for name in list(os.environ):
+        if name.startswith("IVMTR_"):
+            monkeypatch.delenv(name)
+    # No feeds file and no insecure mode: the service refuses to start.
+    result = CliRunner().invoke(main, ["serve", "--port", "0", "--workers", "2"])
+    assert result.exit_code != 0
+    assert "feeds" in result.output.lower()
