@@ -61,7 +61,8 @@ class _Sampled(Collector):
             "ivmtr_fenced_transactions": (
                 None,
                 "Transactions of this process ended because another replica or worker took "
-                "their delivery slot (the message was answered 503).",
+                "their delivery slot: one still claiming the slot is retried on a new producer, "
+                "a message already under way is answered 503.",
             ),
             "ivmtr_aborted_transactions": (
                 "reason",

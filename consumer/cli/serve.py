@@ -44,6 +44,7 @@ def serve(host: str | None, port: int | None, workers: int | None) -> None:
     if settings.workers == 1:
         serve_one(app, settings)
     else:
+        del app  # it was built to check the settings; each worker builds its own
         serve_workers(settings, cli_config_file(), overrides)
 
 

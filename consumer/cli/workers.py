@@ -23,7 +23,14 @@ from uvicorn.supervisors import Multiprocess
 
 from consumer.settings import Settings, load_settings
 
-__all__ = ["ServerConfig", "serve_one", "serve_workers", "worker_app"]
+__all__ = [
+    "ServerConfig",
+    "serve_one",
+    "serve_workers",
+    "server_config",
+    "worker_app",
+    "worker_settings",
+]
 
 # How a worker process finds the parent's settings: the config file and the command's own
 # values, as JSON. Not an IVMTR_ variable, so that no settings source ever reads it.
