@@ -38,14 +38,12 @@ sys.path.insert(0, str(ROOT))
 from bench.run import CACHE, MESSAGE_EVENTS, scenario_bodies  # noqa: E402
 from consumer import Settings  # noqa: E402
 from consumer.core.fastpath import KINDS  # noqa: E402
-from consumer.core.pipeline import Limits, MessagePipeline, outcome_count  # noqa: E402
-from consumer.ingest.message import coordinate_headers  # noqa: E402
+from consumer.core.pipeline import MessagePipeline, outcome_count  # noqa: E402
+from consumer.ingest.message import WORK_BYTES, coordinate_headers  # noqa: E402
 from consumer.ingest.routing import scan_topics  # noqa: E402
 from consumer.native import load_native  # noqa: E402
-from consumer.service import _fast_path, record_shapes  # noqa: E402
+from consumer.service import _fast_path, ingest_limits, record_shapes  # noqa: E402
 from producer.topics import TopicTable  # noqa: E402
-
-PIECE = 2**20  # coalesced()'s hand-over size
 
 
 def main() -> int:
@@ -64,12 +62,7 @@ def main() -> int:
     fast_path = _fast_path(settings, topics)
     native = load_native("require")
     assert fast_path is not None and native is not None
-    limits = Limits(
-        max_record_bytes=settings.max_record_bytes,
-        max_events=settings.max_events_per_message,
-        max_string_length=settings.max_string_length,
-        max_json_depth=settings.max_json_depth,
-    )
+    limits = ingest_limits(settings)
     shapes = record_shapes()
     by_kind = scan_topics(topics)
     kind_topics = [by_kind[kind] for kind in KINDS]
@@ -97,8 +90,8 @@ def main() -> int:
                 flat_records=native.flat_records,
             )
             digest = hashlib.sha256()
-            for at in range(0, len(body), PIECE):
-                piece = body[at : at + PIECE]
+            for at in range(0, len(body), WORK_BYTES):
+                piece = body[at : at + WORK_BYTES]
                 digest.update(piece)
                 outcomes = pipeline.feed(piece)
                 records += outcome_count(outcomes)

@@ -47,7 +47,7 @@ from producer.registry import (
     subject_name,
 )
 
-__all__ = ["IngestService", "kafka_config", "record_shapes", "topic_specs"]
+__all__ = ["IngestService", "ingest_limits", "kafka_config", "record_shapes", "topic_specs"]
 
 log = structlog.get_logger()
 
@@ -149,6 +149,16 @@ def topic_specs(settings: Settings, topics: TopicTable) -> list[TopicSpec]:
     return specs
 
 
+def ingest_limits(settings: Settings) -> Limits:
+    """The pipeline's limits on one message, from the settings."""
+    return Limits(
+        max_record_bytes=settings.max_record_bytes,
+        max_events=settings.max_events_per_message,
+        max_string_length=settings.max_string_length,
+        max_json_depth=settings.max_json_depth,
+    )
+
+
 def _fast_path(settings: Settings, topics: TopicTable) -> ScanFastPath | None:
     """The native fast path as the settings ask for it; None runs the Python path alone."""
     native = load_native(settings.fast_path)  # require without the module: NativeUnavailable
@@ -220,12 +230,7 @@ class IngestService:
             self.publisher,
             self.topics.deliveries,
             record_shapes(),
-            limits=Limits(
-                max_record_bytes=settings.max_record_bytes,
-                max_events=settings.max_events_per_message,
-                max_string_length=settings.max_string_length,
-                max_json_depth=settings.max_json_depth,
-            ),
+            limits=ingest_limits(settings),
             kafka_timeout_s=settings.kafka_timeout_s,
             replica_id=settings.replica_id,
             fast_path=fast_path,

@@ -45,12 +45,12 @@ from producer.deliveries import message_key
 from producer.publisher import Delivery
 from producer.topics import EncodedEvents, EventRoute
 
-__all__ = ["IngestSummary", "MessageIngest", "coalesced"]
+__all__ = ["WORK_BYTES", "IngestSummary", "MessageIngest", "coalesced"]
 
 # Body bytes handed to the worker thread at a time. The server delivers a body in pieces of
 # tens of kB; each hand-over costs a thread hop, a parser and a native call whatever its
 # size, so pieces are joined up to this (measured: bench/run.py, issue 14's note).
-_WORK_BYTES = 1 << 20
+WORK_BYTES = 1 << 20
 
 log = structlog.get_logger()
 
@@ -144,7 +144,7 @@ class MessageIngest:
         try:
             async with contextlib.AsyncExitStack() as stack:
                 stack.callback(pipeline.close)
-                async for chunk in coalesced(body, _WORK_BYTES):
+                async for chunk in coalesced(body, WORK_BYTES):
                     received = run.summary.received
                     messages = await asyncio.to_thread(run.process, chunk)
                     if on_records is not None:
@@ -178,7 +178,7 @@ class MessageIngest:
             summary.rejected += sum(1 for outcome in outcomes if isinstance(outcome, DeadLetter))
 
         try:
-            async for chunk in coalesced(body, _WORK_BYTES):
+            async for chunk in coalesced(body, WORK_BYTES):
                 count(await asyncio.to_thread(pipeline.feed, chunk))
             count(await asyncio.to_thread(pipeline.finish))
         finally:
