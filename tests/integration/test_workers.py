@@ -94,10 +94,12 @@ async def test_workers_share_the_port_and_publish_each_message_once(two_workers:
     }
     ids = await event_ids(service, group)
     assert len(ids) == expected_ids(messages) and set(ids.values()) == {1}
-    # Both workers took messages, each as a replica of its own.
+    # The workers published, each as a replica of its own (replica id and process id).
+    # How many of them took messages is the kernel's choice: the workers share one
+    # listening socket, and one may accept every connection (README, Scaling).
     writers = await replicas_that_wrote(service, group)
     assert sum(writers.values()) == len(messages)
-    assert len(writers) == 2, writers
+    assert {int(replica.rsplit("-", 1)[1]) for replica in writers} <= workers_of(service)
 
 
 async def test_kill_9_of_a_worker_under_load_loses_and_doubles_nothing(
