@@ -34,9 +34,8 @@ class _Sampled(Collector):
             "ivmtr_kafka_connected": "1 when the service is connected to Kafka.",
             "ivmtr_delivery_log_entries": "Message receipts the delivery log holds in memory "
             "to recognise re-sent messages.",
-            "ivmtr_owned_delivery_slots": "Delivery slots this process holds a producer for "
-            "and has not found fenced out of by another replica or worker (it finds out when "
-            "it next uses the slot).",
+            "ivmtr_owned_delivery_slots": "Delivery slots the slot group dealt this process "
+            "and it holds a producer for (not found fenced out of by another process).",
         }
         values = self._read()
         for name, text in helps.items():
@@ -55,8 +54,14 @@ class _Sampled(Collector):
             "ivmtr_delivery_slot_takeovers": (
                 "reason",
                 "Producers started for a delivery slot, each fencing the slot's previous "
-                "holder: start (every slot at start-up) or replaced (taken back after this "
-                "process was fenced out of it, or its producer failed).",
+                "holder: start (the slots dealt at start-up), assigned (dealt at a later "
+                "rebalance) or replaced (taken back after this process was fenced out of it, "
+                "or its producer failed).",
+            ),
+            "ivmtr_slot_rebalances": (
+                None,
+                "Times the slot group dealt this process its delivery slots (joins, leaves "
+                "and crashes of the service's processes).",
             ),
             "ivmtr_fenced_transactions": (
                 None,
@@ -122,6 +127,13 @@ class Metrics:
         )
         self.received_bytes = Counter(
             "ivmtr_received_bytes", "Decompressed body bytes received.", ["feed"], registry=registry
+        )
+        self.forwarded = Counter(
+            "ivmtr_forwarded_messages",
+            "Messages handed to the process owning their delivery slot, by the owner's answer "
+            "status (unreachable: no answer, the sender got 503).",
+            ["feed", "status"],
+            registry=registry,
         )
         self.kafka_errors = Counter(
             "ivmtr_kafka_errors",

@@ -18,6 +18,7 @@ from consumer.core.content import decoded_body
 from consumer.core.fastpath import FastPathUnavailable, ScanFastPath
 from consumer.core.pipeline import Limits
 from consumer.core.records import RecordKind, RecordShape
+from consumer.errors import Unavailable
 from consumer.feeds import FeedsFileError, FeedTable, load_feeds
 from consumer.ingest.group_watch import GroupWatcher
 from consumer.ingest.message import IngestSummary, MessageIngest
@@ -37,7 +38,7 @@ from producer import (
     load_schema,
     missing_topics,
 )
-from producer.deliveries import DeliveryLogLimits
+from producer.deliveries import DeliveryLogLimits, message_key
 from producer.registry import (
     RegistryClient,
     RegistryConfig,
@@ -192,6 +193,7 @@ class IngestService:
         self.settings = settings
         self.topics = TopicTable.build(settings.topic_prefix)
         self.feeds = _load_feeds(settings)
+        self.address: str | None = None  # of this process, once it shares the slots
         self._build_writers(_fast_path(settings, self.topics))
         self.spool: Spool | None = None
         self.spool_worker: SpoolWorker | None = None
@@ -225,6 +227,7 @@ class IngestService:
                 retention_days=settings.delivery_retention_days,
                 max_keys=settings.delivery_log_max_keys,
             ),
+            address=self.address,
         )
         self.ingest = MessageIngest(
             self.publisher,
@@ -265,7 +268,27 @@ class IngestService:
             "ivmtr_delivery_slot_takeovers": dict(slots.takeovers),
             "ivmtr_fenced_transactions": {"": slots.fenced},
             "ivmtr_aborted_transactions": dict(slots.aborted),
+            "ivmtr_slot_rebalances": {"": self.publisher.rebalances},
         }
+
+    def advertise(self, address: str) -> None:
+        """Share the delivery slots with the service's other processes (call before start):
+        ``address`` is where they forward this process the messages of its slots.
+
+        Not in spool mode: a spooled message is published later, away from its request, so
+        there every process takes the slot of the message at hand (README, Scaling).
+        """
+        if self.spool is None:
+            self.address = address
+            self.publisher.address = address
+
+    async def owner_of(self, msg_grp_id: str, msg_ser_nbr: int) -> str | None:
+        """Where a message's delivery slot is owned: None here, else the owner's internal
+        address. Unavailable while the slots cannot be dealt."""
+        try:
+            return await self.publisher.owner_of(message_key(msg_grp_id, msg_ser_nbr))
+        except PublishError as exc:
+            raise Unavailable(str(exc)) from exc
 
     async def start(self) -> None:
         """Connect to Kafka. In spool mode the service takes pushes while Kafka is away."""
@@ -338,15 +361,18 @@ class IngestService:
         feed: str,
         request_id: str,
         on_records: Callable[[int], None] | None = None,
+        on_open: Callable[[], None] | None = None,
     ) -> IngestSummary:
         """Take one pushed message, its body already decoded: the summary once Kafka
         committed it, or (spool mode) once it is on disk, with status SPOOLED.
 
-        ``on_records`` is told how many records each chunk brought (admission control).
+        ``on_records`` is told how many records each chunk brought (admission control),
+        ``on_open`` when the message's transaction is open on its slot. SlotElsewhere when
+        the slot is another process's.
         """
         route = self.routing.route(feed)
         if self.spool is None:
-            return await self.ingest.ingest(body, route, on_records=on_records)
+            return await self.ingest.ingest(body, route, on_records=on_records, on_open=on_open)
         entry = await self.spool.put(body, feed=feed, content_encoding=None, request_id=request_id)
         try:
             summary = await self.ingest.check(entry.body(), route)

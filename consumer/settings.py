@@ -40,6 +40,27 @@ class Settings(BaseSettings):
         description="Processes serving the one port (`serve --workers`), each a replica of "
         "its own (replica id suffixed with its process id); a worker that dies is restarted.",
     )
+    internal_host: str = Field(
+        "127.0.0.1",
+        description="Address each process listens on for messages other processes forward "
+        "to it (the owners of their delivery slots); 0.0.0.0 when replicas run on other hosts.",
+    )
+    internal_port: int = Field(
+        0,
+        ge=0,
+        le=65535,
+        description="Port of that listener; 0 picks a free one (each worker needs its own).",
+    )
+    advertised_host: str | None = Field(
+        None,
+        description="Host name or address other processes reach this one's listener at; "
+        "default internal_host, or this host's name when that is a wildcard.",
+    )
+    internal_ca_file: Path | None = Field(
+        None,
+        description="CA bundle (PEM) to verify other processes' listeners with when TLS is on; "
+        "default the system's.",
+    )
 
     # Kafka
     kafka_bootstrap_servers: str = Field(

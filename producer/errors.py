@@ -5,6 +5,7 @@
     ├── PublishTimeout           no producer or commit within the configured time (retriable)
     ├── TransactionAborted       the transaction was aborted; nothing of it is visible (retriable)
     ├── Fenced                   another producer took over the transactional id (retriable)
+    ├── SlotElsewhere            another process owns the message's delivery slot (forward it)
     └── SerializationError       an event does not fit its Avro schema (a bug, not retriable)
 
 Callers ask ``exc.retriable`` rather than keeping lists of classes.
@@ -18,6 +19,7 @@ __all__ = [
     "PublishError",
     "PublishTimeout",
     "SerializationError",
+    "SlotElsewhere",
     "TransactionAborted",
 ]
 
@@ -42,6 +44,16 @@ class TransactionAborted(PublishError):
 
 class Fenced(PublishError):
     """Another producer registered the same transactional id; this one's transaction is void."""
+
+
+class SlotElsewhere(PublishError):
+    """The delivery slot of the message is another process's: ``owner`` is its internal
+    address (where the message can be forwarded), "" when the owner left none."""
+
+    def __init__(self, slot: int, owner: str) -> None:
+        super().__init__(f"delivery slot {slot} is owned by {owner or 'another process'}")
+        self.slot = slot
+        self.owner = owner
 
 
 class SerializationError(PublishError):

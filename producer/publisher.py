@@ -17,6 +17,13 @@ replica. Publishing a message:
 So two replicas that receive the same message at the same moment serialise on its slot:
 one commits, the other either sees that receipt (a duplicate) or is fenced (503, and the
 sender's retry is then a duplicate).
+
+Given an ``address`` (where this process takes forwarded messages), the publisher shares
+the slots with the service's other processes through Kafka's group protocol
+(``producer.slot_group``): it starts producers only for the slots the group deals it, and
+``delivery`` raises ``SlotElsewhere`` (naming the owner) for the others, so that processes
+do not take slots from each other under load. Without one it takes every slot (one
+process, or a tool such as backfill).
 """
 
 from __future__ import annotations
@@ -29,8 +36,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from producer.deliveries import DeliveryLog, DeliveryLogLimits, Receipt
-from producer.errors import Fenced, KafkaUnavailable, PublishError, PublishTimeout
+from producer.errors import Fenced, KafkaUnavailable, PublishError, PublishTimeout, SlotElsewhere
 from producer.kafka import KafkaConfig, PartitionedBatches, TransactionalProducer, partition_for
+from producer.slot_group import SlotGroup
 from producer.topics import EncodedEvents, KafkaMessage, Topic, TopicTable
 
 __all__ = ["Delivery", "Publisher", "SlotStats"]
@@ -68,13 +76,16 @@ class SlotStats:
     """What happened to this process's delivery slots since it started (for metrics).
 
     ``takeovers``: producers started for a slot, each fencing whoever held it before, by
-    why (``start``: every slot at start-up; ``replaced``: a producer of ours was fenced by
-    another replica, or failed, and the slot was taken back). ``fenced``: transactions of
+    why (``start``: the slots taken at start-up; ``assigned``: slots the group dealt this
+    process at a later rebalance; ``replaced``: a producer of ours was fenced by another
+    process, or failed, and the slot was taken back). ``fenced``: transactions of
     ours that another replica's takeover ended. ``aborted``: transactions aborted, by why
     (``duplicate``: a re-sent message; ``failed``: anything else, a fencing included).
     """
 
-    takeovers: dict[str, int] = field(default_factory=lambda: {"start": 0, "replaced": 0})
+    takeovers: dict[str, int] = field(
+        default_factory=lambda: {"start": 0, "assigned": 0, "replaced": 0}
+    )
     fenced: int = 0
     aborted: dict[str, int] = field(default_factory=lambda: {"duplicate": 0, "failed": 0})
 
@@ -91,6 +102,7 @@ class Publisher:
         timeout_s: float = 30.0,
         extra_topics: Sequence[Topic] = (),
         log_limits: DeliveryLogLimits | None = None,
+        address: str | None = None,
     ) -> None:
         self.config = config
         self.topics = topics
@@ -103,12 +115,39 @@ class Publisher:
         self._locks: dict[int, asyncio.Lock] = {}
         self._ended_at: dict[int, float] = {}  # per slot: when its last transaction ended
         self._started = False
+        self.address = address
+        self._group: SlotGroup | None = None
+        self._owned: frozenset[int] = frozenset()
         self.stats = SlotStats()
 
     @property
     def owned_slots(self) -> int:
-        """Slots whose producer this process holds and was not fenced out of."""
-        return sum(1 for producer in self._producers.values() if not producer.broken)
+        """Slots this process owns and holds a producer for that was not fenced out."""
+        return sum(
+            1
+            for slot, producer in self._producers.items()
+            if slot in self._owned and not producer.broken
+        )
+
+    @property
+    def rebalances(self) -> int:
+        """Times the slot group dealt the slots (0 without a group)."""
+        return 0 if self._group is None else self._group.rebalances
+
+    def owns(self, key: str) -> bool:
+        """Whether this process owns ``key``'s slot now."""
+        return self.slot_of(key) in self._owned
+
+    async def owner_of(self, key: str) -> str | None:
+        """Where ``key``'s slot is: None when here, else the owner's internal address
+        ("" when it gave none). Waits while the slots are being dealt."""
+        if self._group is None:
+            return None
+        slot = self.slot_of(key)
+        await self._group.settled(self._timeout_s)
+        if slot in self._owned:
+            return None
+        return self._group.owner(slot) or ""
 
     @property
     def slots(self) -> int:
@@ -122,15 +161,55 @@ class Publisher:
         await self.log.start(self._timeout_s * 2)
         self._locks = {slot: asyncio.Lock() for slot in range(self.slots)}
         try:
-            await asyncio.gather(*(self._producer(slot) for slot in range(self.slots)))
+            if self.address is None:
+                await self._take(frozenset(range(self.slots)))
+            else:
+                deliveries = self.log.topic.name
+                self._group = SlotGroup(
+                    self.config.bootstrap_servers,
+                    deliveries,
+                    f"{self._prefix}-{deliveries}-slots",
+                    self.address,
+                    on_assigned=self._take,
+                    on_revoked=self._drain,
+                    rebalance_timeout_ms=int(self._timeout_s * 2000),
+                )
+                await self._group.start(self._timeout_s * 2)
         except BaseException:
             await self.stop()
             raise
         self._started = True
 
+    async def _take(self, slots: frozenset[int]) -> None:
+        """Own ``slots`` from now on: start a producer for each slot new to this process
+        (which fences its previous owner), stop those of the slots it lost."""
+        lost = [slot for slot in self._producers if slot not in slots]
+        await asyncio.gather(*(self._producers.pop(slot).stop() for slot in lost))
+        reason = "assigned" if self._started else "start"
+        new = [slot for slot in slots if slot not in self._producers]
+        self._owned = slots
+        results = await asyncio.gather(
+            *(self._producer(slot, reason) for slot in new), return_exceptions=True
+        )
+        failures = [r for r in results if isinstance(r, BaseException)]
+        if failures:
+            raise failures[0]
+
+    async def _drain(self) -> None:
+        """Give up every slot for a rebalance: new transactions wait, open ones end."""
+        self._owned = frozenset()
+        for lock in self._locks.values():
+            await lock.acquire()
+        for lock in self._locks.values():
+            lock.release()
+
     async def stop(self) -> None:
         """Stop producers and the log; idempotent. Call after in-flight messages ended."""
         self._started = False
+        group, self._group = self._group, None
+        if group is not None:
+            await group.stop()  # leaves the group: the others get the slots at once
+        self._owned = frozenset()
         producers, self._producers = self._producers, {}
         await asyncio.gather(*(producer.stop() for producer in producers.values()))
         await self.log.stop()
@@ -146,7 +225,7 @@ class Publisher:
         """The delivery slot of a receipt key."""
         return partition_for(key.encode(), self.slots, key_hash=self.config.key_hash)
 
-    async def _producer(self, slot: int) -> TransactionalProducer:
+    async def _producer(self, slot: int, reason: str = "replaced") -> TransactionalProducer:
         producer = self._producers.get(slot)
         if producer is not None and not producer.broken:
             return producer
@@ -158,8 +237,26 @@ class Publisher:
         )
         self._producers[slot] = producer
         await producer.start(self._topic_names)
-        self.stats.takeovers["replaced" if self._started else "start"] += 1
+        self.stats.takeovers[reason] += 1
         return producer
+
+    async def _hold(self, slot: int) -> asyncio.Lock:
+        """The slot's lock, held, once the slot is this process's (else SlotElsewhere)."""
+        lock = self._locks[slot]
+        try:
+            async with asyncio.timeout(self._timeout_s):
+                while True:
+                    if self._group is not None:
+                        await self._group.settled(self._timeout_s)
+                        if slot not in self._owned:
+                            raise SlotElsewhere(slot, self._group.owner(slot) or "")
+                    await lock.acquire()
+                    # A rebalance may have taken the slot while we waited for it.
+                    if slot in self._owned:
+                        return lock
+                    lock.release()
+        except TimeoutError as exc:
+            raise PublishTimeout(f"delivery slot {slot} stayed busy") from exc
 
     @contextlib.asynccontextmanager
     async def delivery(
@@ -178,12 +275,7 @@ class Publisher:
         if not self._started:
             raise KafkaUnavailable("publisher is not started")
         slot = self.slot_of(key)
-        lock = self._locks[slot]
-        try:
-            async with asyncio.timeout(self._timeout_s):
-                await lock.acquire()
-        except TimeoutError as exc:
-            raise PublishTimeout(f"delivery slot {slot} stayed busy") from exc
+        lock = await self._hold(slot)
         try:
             await self._settle(slot)
             producer, batches, claimed_at = await self._claim(slot, key, started, first)
@@ -221,7 +313,8 @@ class Publisher:
         if not self._started:
             raise KafkaUnavailable("publisher is not started")
         slot = self.slot_of(key)
-        async with self._locks[slot]:
+        lock = await self._hold(slot)
+        try:
             await self._settle(slot)
             producer = await self._producer(slot)
             batches = await producer.begin()
@@ -235,8 +328,9 @@ class Publisher:
                 if isinstance(exc, PublishError):
                     producer.broken = True
                 raise
-            finally:
-                self._ended_at[slot] = asyncio.get_running_loop().time()
+        finally:
+            self._ended_at[slot] = asyncio.get_running_loop().time()
+            lock.release()
 
     def _ended_badly(self, exc: BaseException) -> None:
         self.stats.aborted["failed"] += 1

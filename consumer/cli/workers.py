@@ -12,8 +12,6 @@ from __future__ import annotations
 import gc
 import json
 import os
-import ssl
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +19,7 @@ import uvicorn
 from starlette.applications import Starlette
 from uvicorn.supervisors import Multiprocess
 
+from consumer.http.server import ServerConfig, server_config
 from consumer.settings import Settings, load_settings
 
 __all__ = [
@@ -35,36 +34,6 @@ __all__ = [
 # How a worker process finds the parent's settings: the config file and the command's own
 # values, as JSON. Not an IVMTR_ variable, so that no settings source ever reads it.
 _WORKER_SPEC = "_IVMTR_SERVE_WORKER"
-
-
-class ServerConfig(uvicorn.Config):
-    """uvicorn's configuration with our TLS floor, applied wherever it is loaded: each
-    worker process loads its own."""
-
-    def load(self) -> None:
-        super().load()
-        if self.ssl is not None:
-            # uvicorn takes the library default; we promise TLS 1.2 or newer.
-            self.ssl.minimum_version = ssl.TLSVersion.TLSv1_2
-
-
-def server_config(app: Any, settings: Settings, **extra: Any) -> ServerConfig:
-    """The server's configuration for ``app`` (an application, or an import string)."""
-    return ServerConfig(
-        app,
-        host=settings.host,
-        port=settings.port,
-        log_level="warning",
-        access_log=False,
-        loop="uvloop" if sys.platform != "win32" else "asyncio",
-        timeout_graceful_shutdown=int(settings.kafka_timeout_s),
-        ssl_certfile=settings.tls_cert_file,
-        ssl_keyfile=settings.tls_key_file,
-        # X-Forwarded-For is believed only from the feeds file's trusted proxies, not here.
-        proxy_headers=False,
-        server_header=False,
-        **extra,
-    )
 
 
 def _freeze_heap() -> None:

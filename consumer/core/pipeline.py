@@ -34,6 +34,7 @@ __all__ = [
     "MessagePipeline",
     "Outcome",
     "ScanEvent",
+    "envelope_value",
     "outcome_count",
 ]
 
@@ -179,6 +180,26 @@ def _key_count(value: Any) -> int:
     return count
 
 
+def envelope_value(name: str, value: Any) -> Any:
+    """An envelope member's value as the message means it (msgGrpId: the string; counts:
+    the integer, also when sent as digits or as 79.0); InvalidEnvelope when it is wrong."""
+    if name == "msgGrpId":
+        if not isinstance(value, str) or not value.strip():
+            raise InvalidEnvelope(name, "must be a non-empty string")
+        if len(value) > 64:
+            raise InvalidEnvelope(name, "is longer than 64 characters")
+        return value
+    if isinstance(value, str) and value.isascii() and value.isdigit():
+        value = int(value)
+    elif isinstance(value, float) and value.is_integer():
+        value = int(value)  # 79.0 is the integer 79 in JSON
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < 2**63:
+        raise InvalidEnvelope(name, "must be a non-negative integer")
+    if name == "msgSerNbr" and value < 1:
+        raise InvalidEnvelope(name, "must be 1 or more")
+    return value
+
+
 class MessagePipeline:
     """Parses, validates and enriches one message, chunk by chunk.
 
@@ -308,21 +329,9 @@ class MessagePipeline:
 
     def _set_envelope(self, name: str, value: Any) -> None:
         if name == "msgGrpId":
-            if not isinstance(value, str) or not value.strip():
-                raise InvalidEnvelope(name, "must be a non-empty string")
-            if len(value) > 64:
-                raise InvalidEnvelope(name, "is longer than 64 characters")
-            self.envelope.msg_grp_id = value
+            self.envelope.msg_grp_id = envelope_value(name, value)
         elif name in _COUNTS:
-            if isinstance(value, str) and value.isascii() and value.isdigit():
-                value = int(value)
-            elif isinstance(value, float) and value.is_integer():
-                value = int(value)  # 79.0 is the integer 79 in JSON
-            if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < 2**63:
-                raise InvalidEnvelope(name, "must be a non-negative integer")
-            if name == "msgSerNbr" and value < 1:
-                raise InvalidEnvelope(name, "must be 1 or more")
-            setattr(self.envelope, _COUNTS[name], value)
+            setattr(self.envelope, _COUNTS[name], envelope_value(name, value))
         # Members IV-MTR may add later are ignored rather than refused.
 
     def _keep_aside(self, item: RawRecord) -> None:

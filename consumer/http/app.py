@@ -8,10 +8,12 @@ errors raised anywhere on that way are answered by one Starlette exception handl
 from __future__ import annotations
 
 import contextlib
+import ssl
 import time
 import uuid
 from collections.abc import AsyncIterator
 
+import httpx
 import structlog
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.applications import Starlette
@@ -27,11 +29,14 @@ from consumer.http.admission import Admission
 from consumer.http.auth import FeedAuthenticator
 from consumer.http.body import timed_body
 from consumer.http.errors import json_response, refusal_response, status_of
+from consumer.http.forward import HOP_HEADER, BodyTee, Forwarder, HopSigner, body_head
 from consumer.http.openapi import openapi_document
+from consumer.http.server import InternalListener
 from consumer.ingest import IngestSummary
 from consumer.metrics import Metrics
 from consumer.service import IngestService
 from consumer.settings import Settings
+from producer.errors import SlotElsewhere
 
 __all__ = ["create_app"]
 
@@ -64,6 +69,19 @@ def record_outcome(metrics: Metrics, feed: str, summary: IngestSummary, elapsed:
         metrics.campaign_deliveries.labels(campaign).inc(count)
 
 
+def _hop_client(settings: Settings) -> httpx.AsyncClient:
+    """The HTTP client that streams messages to their slot's owner."""
+    verify: ssl.SSLContext | bool = True
+    if settings.internal_ca_file is not None:
+        verify = ssl.create_default_context(cafile=str(settings.internal_ca_file))
+    return httpx.AsyncClient(
+        # The owner answers once Kafka committed the message: as long as the body may take.
+        timeout=httpx.Timeout(settings.body_timeout_s, connect=5.0),
+        limits=httpx.Limits(max_connections=settings.max_concurrent_requests),
+        verify=verify,
+    )
+
+
 def create_app(settings: Settings, service: IngestService | None = None) -> Starlette:
     """Build the application; Kafka is connected by the lifespan, not here."""
     service = service or IngestService(settings)
@@ -83,17 +101,62 @@ def create_app(settings: Settings, service: IngestService | None = None) -> Star
         }
     )
 
+    signer = HopSigner(service.feeds)
+    forwarder = Forwarder(_hop_client(settings), signer, settings.replica_id)
+
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        await service.start()
-        log.info("service started", settings=settings.model_dump(mode="json"))
-        if service.feeds is None:
-            log.warning("INSECURE DEVELOPMENT MODE: any feed is accepted without credentials")
+        # The same app on this process's own port, for messages of its delivery slots
+        # that other processes received (consumer.http.forward).
+        listener = InternalListener(app, settings)
         try:
+            if service.spool is None:
+                service.advertise(await listener.start())
+            await service.start()
+            log.info(
+                "service started",
+                settings=settings.model_dump(mode="json"),
+                internal_address=service.address,
+            )
+            if service.feeds is None:
+                log.warning("INSECURE DEVELOPMENT MODE: any feed is accepted without credentials")
             yield
         finally:
+            # Messages forwarded to us end first; they need the service.
+            await listener.stop()
             await service.stop()
+            await forwarder.client.aclose()
             log.info("service stopped")
+
+    async def hand_on(
+        request: Request, owner: str, tee: BodyTee, hop: str | None, feed: str, request_id: str
+    ) -> Response:
+        """The answer of the process owning the message's slot, to which it is streamed."""
+        if hop is not None:
+            # Never a second hop: the slot moved while the message travelled.
+            raise Unavailable("the message's delivery slot moved while it was forwarded; retry")
+        started = time.perf_counter()
+        try:
+            answer = await forwarder.forward(
+                owner,
+                feed,
+                request_id,
+                tee.replay(),
+                content_type=request.headers.get("content-type", "application/json"),
+                content_encoding=request.headers.get("content-encoding"),
+            )
+        except Unavailable:
+            metrics.forwarded.labels(feed, "unreachable").inc()
+            raise
+        metrics.forwarded.labels(feed, str(answer.status_code)).inc()
+        log.info(
+            "message forwarded",
+            owner=owner,
+            status=answer.status_code,
+            replica=settings.replica_id,
+            duration_s=round(time.perf_counter() - started, 4),
+        )
+        return answer
 
     async def push(request: Request) -> Response:
         feed = request.path_params["feed"]
@@ -105,34 +168,58 @@ def create_app(settings: Settings, service: IngestService | None = None) -> Star
                 raise UnknownFeed("no such feed")
             if service.feeds is None:
                 log.warning("insecure development mode: push accepted without authentication")
-            client = request.client
-            await authenticator.check(
-                feed,
-                request.headers.get("authorization"),
-                client.host if client is not None else "",
-                ",".join(request.headers.getlist("x-forwarded-for")) or None,
-            )
+            hop = request.headers.get(HOP_HEADER)
+            if hop is not None:
+                # Forwarded by another process of ours, which authenticated the sender.
+                signer.check(hop, feed, request_id)
+            else:
+                client = request.client
+                await authenticator.check(
+                    feed,
+                    request.headers.get("authorization"),
+                    client.host if client is not None else "",
+                    ",".join(request.headers.getlist("x-forwarded-for")) or None,
+                )
             content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
             if content_type != "application/json" and not content_type.endswith("+json"):
                 raise UnsupportedMediaType(
                     f"Content-Type must be application/json, got {content_type or 'none'!r}"
                 )
             with admission.request() as ticket:
+                tee = BodyTee(
+                    timed_body(
+                        request.stream(),
+                        idle_s=settings.read_timeout_s,
+                        total_s=settings.body_timeout_s,
+                    )
+                )
+                if service.address is None:
+                    tee.release()  # one process takes every slot: nothing is forwarded
                 body = decoded_body(
-                    ticket.metered(
-                        timed_body(
-                            request.stream(),
-                            idle_s=settings.read_timeout_s,
-                            total_s=settings.body_timeout_s,
-                        )
-                    ),
+                    ticket.metered(tee.chunks()),
                     request.headers.get("content-encoding"),
                     max_body_bytes=settings.max_body_bytes,
                     max_decompressed_bytes=settings.max_decompressed_bytes,
                 )
-                summary = await service.accept(
-                    body, feed=feed, request_id=request_id, on_records=ticket.take_records
-                )
+                coordinates, body = await body_head(body)
+                owner = None if coordinates is None else await service.owner_of(*coordinates)
+                if owner is not None:
+                    return await hand_on(request, owner, tee, hop, feed, request_id)
+                if coordinates is not None:
+                    tee.release()
+                try:
+                    summary = await service.accept(
+                        body,
+                        feed=feed,
+                        request_id=request_id,
+                        on_records=ticket.take_records,
+                        on_open=tee.release,
+                    )
+                except SlotElsewhere as exc:
+                    # The coordinates came late in the body, or the slot just moved.
+                    if not tee.keeping:
+                        raise Unavailable(f"{exc}; retry") from exc
+                    return await hand_on(request, exc.owner, tee, hop, feed, request_id)
             elapsed = time.perf_counter() - request.state.started
             record_outcome(metrics, feed, summary, elapsed)
             status = answer_status(summary)

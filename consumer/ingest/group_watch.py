@@ -1,8 +1,9 @@
 """The group watcher: writes a receipt when a message group completes or times out.
 
-It runs in every replica. Writing a group receipt goes through the group key's
-delivery slot like a message does, and is decided again after the slot is claimed,
-so two replicas never write the same group receipt twice.
+It runs in every process and writes the receipts of the groups whose delivery slot the
+process owns. Writing a group receipt goes through the group key's slot like a message
+does, and is decided again after the slot is claimed, so that a receipt is never written
+twice, even when a rebalance moves the slot meanwhile.
 """
 
 from __future__ import annotations
@@ -64,6 +65,8 @@ class GroupWatcher:
                 if group.receipt is None or group.receipt["status"] != ReceiptStatus.GROUP_COMPLETE:
                     incomplete += 1
                 continue
+            if not self._publisher.owns(group_key(group.msg_grp_id)):
+                continue  # the slot's owner writes it
             if await self._write(group.msg_grp_id):
                 written.append(group.msg_grp_id)
         self.incomplete_groups = incomplete

@@ -42,6 +42,7 @@ from consumer.errors import Unavailable
 from consumer.ingest.routing import FeedRoute
 from producer import KafkaMessage, Publisher, PublishError, Topic
 from producer.deliveries import message_key
+from producer.errors import SlotElsewhere
 from producer.publisher import Delivery
 from producer.topics import EncodedEvents, EventRoute
 
@@ -123,11 +124,13 @@ class MessageIngest:
         *,
         received_at_ms: int | None = None,
         on_records: Callable[[int], None] | None = None,
+        on_open: Callable[[], None] | None = None,
     ) -> IngestSummary:
         """Read, process and publish one message; returns only after Kafka committed it.
 
         ``route`` says where the feed's records go. ``on_records`` is told how many records
-        each chunk brought (admission control).
+        each chunk brought (admission control), ``on_open`` when the transaction is open.
+        SlotElsewhere when the message's slot is another process's.
         """
         pipeline = MessagePipeline(
             feed=route.feed,
@@ -140,7 +143,7 @@ class MessageIngest:
             fast_path=self.fast_path,
             flat_records=self.flat_records,
         )
-        run = _MessageRun(self, pipeline, IngestSummary(feed=route.feed), route)
+        run = _MessageRun(self, pipeline, IngestSummary(feed=route.feed), route, on_open)
         try:
             async with contextlib.AsyncExitStack() as stack:
                 stack.callback(pipeline.close)
@@ -154,6 +157,8 @@ class MessageIngest:
                 await run.finish()
                 commit_started = time.perf_counter()
             run.summary.commit_seconds = time.perf_counter() - commit_started
+        except SlotElsewhere:
+            raise
         except PublishError as exc:
             raise Unavailable(f"Kafka did not commit the message: {exc}") from exc
         except TimeoutError as exc:
@@ -221,8 +226,10 @@ class _MessageRun:
         pipeline: MessagePipeline,
         summary: IngestSummary,
         route: FeedRoute,
+        on_open: Callable[[], None] | None = None,
     ) -> None:
         self.ingest = ingest
+        self.on_open = on_open
         self.topic_of = dict(route.scans)  # a plain dict: looked up once per record
         self.dead_letters = route.dead_letters
         self.pipeline = pipeline
@@ -321,6 +328,8 @@ class _MessageRun:
         delivery = await stack.enter_async_context(
             self.ingest.publisher.delivery(key, started, first)
         )
+        if self.on_open is not None:
+            self.on_open()
         log.debug(
             "message transaction open",
             key=key,

@@ -195,38 +195,84 @@ async def test_two_replicas_receiving_the_same_messages_publish_each_once(
             stop_service(replica)
 
 
-async def test_slot_takeovers_fencing_and_aborts_are_counted(
+def assigned_slots(service: Service) -> list[int]:
+    """The slots the service's last "delivery slots assigned" log line gave it."""
+    lines = [orjson.loads(line) for line in service.logs().splitlines() if line.startswith("{")]
+    return [line["slots"] for line in lines if line.get("event") == "delivery slots assigned"][-1]
+
+
+async def wait_for_owned(service: Service, slots: int, within_s: float = 30) -> dict:  # type: ignore[type-arg]
+    """The service's metrics once it owns ``slots`` delivery slots."""
+    from tests.integration.test_observability import scrape, value
+
+    deadline = asyncio.get_running_loop().time() + within_s
+    async with httpx.AsyncClient(base_url=service.url, timeout=10) as client:
+        while True:
+            samples = await scrape(client)
+            if value(samples, "ivmtr_owned_delivery_slots") == slots:
+                return samples
+            if asyncio.get_running_loop().time() > deadline:
+                raise AssertionError(f"{service.url} never owned {slots} slots")
+            await asyncio.sleep(0.2)
+
+
+async def test_replicas_share_the_slots_and_forward_instead_of_taking_them(
     own_service: tuple[Path, str],
 ) -> None:
+    from producer.kafka import partition_for
     from tests.integration.test_observability import scrape, value
 
     tmp, prefix = own_service
     slots = 16  # IVMTR_DELIVERY_SLOTS' default
     first = start_service(tmp, prefix)
-    # The second replica takes every slot at start, fencing the first one's producers.
+    await wait_for_owned(first, slots)
+    # The second replica joins the slot group: the group deals it half the slots, from
+    # the first, whose producers for them stop; nobody is fenced.
     second = start_service(tmp, prefix)
     try:
-        message = orjson.dumps(mailing(5, 500, seed=17)[0])
+        await wait_for_owned(first, slots // 2)
+        await wait_for_owned(second, slots // 2)
+        mine = set(assigned_slots(first))
+        assert len(mine) == slots // 2 and not mine & set(assigned_slots(second))
+        messages = mailing(200, 20, seed=17)
+        elsewhere = sum(
+            partition_for(f"msg:{m['msgGrpId']}/{m['msgSerNbr']}".encode(), slots) not in mine
+            for m in messages
+        )
+        assert 0 < elsewhere < len(messages)
         async with httpx.AsyncClient(base_url=first.url, timeout=60) as client:
-            published = await push_until_answered(client, "/v1/feeds/demo", message)
-            again = await push_until_answered(client, "/v1/feeds/demo", message)
+            for attempt in range(2):
+                for message in messages:
+                    answer = await push_until_answered(
+                        client, "/v1/feeds/demo", orjson.dumps(message)
+                    )
+                    assert answer.status_code == 200
+                    assert answer.json()["duplicate"] is (attempt == 1)
             samples = await scrape(client)
         async with httpx.AsyncClient(base_url=second.url, timeout=60) as client:
             other = await scrape(client)
-        assert published.json()["duplicate"] is False and again.json()["duplicate"] is True
-        # The first replica found its slot taken, was fenced, took it back and went on.
+        ids = await event_ids(first, messages[0]["msgGrpId"])  # type: ignore[arg-type]
+        assert len(ids) == expected_ids(messages) and set(ids.values()) == {1}
+        # Every message of the second's slots went there, twice; the rest stayed.
+        assert value(samples, "ivmtr_forwarded_messages_total", feed="demo", status="200") == (
+            2 * elsewhere
+        )
+        assert value(other, "ivmtr_forwarded_messages_total", feed="demo", status="200") == 0
+        # Producers: the first started one per slot at start and none since; the second
+        # one per slot it was dealt. No transaction was fenced or failed.
         assert value(samples, "ivmtr_delivery_slot_takeovers_total", reason="start") == slots
-        assert value(samples, "ivmtr_delivery_slot_takeovers_total", reason="replaced") == 1
-        assert value(samples, "ivmtr_fenced_transactions_total") == 1
-        assert value(samples, "ivmtr_aborted_transactions_total", reason="failed") == 1
-        assert value(samples, "ivmtr_aborted_transactions_total", reason="duplicate") == 1
-        # Without slot ownership by group, a replica learns it lost a slot only by using
-        # it: each still counts every slot its own, the one taken back included.
-        assert value(samples, "ivmtr_owned_delivery_slots") == slots
-        # The second took every slot at start and has not learnt of the one it lost.
-        assert value(other, "ivmtr_delivery_slot_takeovers_total", reason="start") == slots
-        assert value(other, "ivmtr_fenced_transactions_total") == 0
-        assert value(other, "ivmtr_owned_delivery_slots") == slots
+        assert value(samples, "ivmtr_delivery_slot_takeovers_total", reason="assigned") == 0
+        assert value(other, "ivmtr_delivery_slot_takeovers_total", reason="start") == slots // 2
+        for process in (samples, other):
+            assert value(process, "ivmtr_delivery_slot_takeovers_total", reason="replaced") == 0
+            assert value(process, "ivmtr_fenced_transactions_total") == 0
+            assert value(process, "ivmtr_aborted_transactions_total", reason="failed") == 0
+        # Each re-sent message was recognised by its slot's owner.
+        duplicates = value(samples, "ivmtr_aborted_transactions_total", reason="duplicate")
+        assert duplicates == len(messages) - elsewhere
+        assert value(other, "ivmtr_aborted_transactions_total", reason="duplicate") == elsewhere
+        assert value(samples, "ivmtr_slot_rebalances_total") == 2
+        assert value(other, "ivmtr_slot_rebalances_total") == 1
     finally:
         stop_service(first)
         stop_service(second)
