@@ -15,9 +15,12 @@ generates (the same cache):
 2. **replicas**: three services on one topic prefix, as three hosts would run them, take
    100-event messages round-robin (message i goes to replica i mod 3) from
    ``--replica-senders`` connections at once. Every answer is counted: the share answered
-   ``503`` (a delivery slot taken over by another replica mid-message) is what slot
-   stealing costs. A message answered ``503`` is pushed again to the next replica until it
-   is answered ``200``, as IV-MTR retries, and every message must end answered ``200``.
+   ``503`` is what sharing the delivery slots costs (before slot ownership by group,
+   replicas took slots from each other mid-message: 2.0% of first answers were 503). A
+   message answered ``503`` is pushed again to the next replica until it is answered
+   ``200``, as IV-MTR retries, and every message must end answered ``200``. A message
+   reaching a replica that does not own its slot is forwarded to the owner: the forwards
+   are counted from the replicas' logs.
 
 Prints the figures and writes them as JSON to ``bench/results/scaling-<UTC>.json`` and
 ``scaling-latest.json``.
@@ -75,6 +78,16 @@ def published_by_replica(log_path: Path, group: str) -> Counter[str]:
         ):
             writers[str(entry.get("replica"))] += 1
     return writers
+
+
+def forwarded(log_paths: list[Path]) -> Counter[str]:
+    """Messages handed to the owner of their delivery slot, by the owner's answer status."""
+    statuses: Counter[str] = Counter()
+    for path in log_paths:
+        for line in path.read_text(errors="replace").split("\n"):
+            if '"message forwarded"' in line:
+                statuses[str(json.loads(line).get("status"))] += 1
+    return statuses
 
 
 async def workers_scenario(
@@ -168,6 +181,7 @@ async def replicas_scenario(
         "share_503_first": round(first_answers[503] / messages, 5),
         "share_503_all": round(attempts[503] / max(1, sum(attempts.values())), 5),
         "unanswered": len(unanswered),
+        "forwarded": dict(forwarded([run_dir / f"replica-{n}.log" for n in range(REPLICAS)])),
     }
 
 
@@ -216,16 +230,22 @@ def main() -> int:
             result = await workers_scenario(
                 prefix, run_dir, feeds, password, plain, warm_bodies, args.senders, workers
             )
-            result["spread"] = dict(
-                published_by_replica(run_dir / f"workers-{workers}.log", plain.msg_grp_id)
+            log_path = run_dir / f"workers-{workers}.log"
+            result["spread"] = dict(published_by_replica(log_path, plain.msg_grp_id))
+            result["forwarded"] = dict(forwarded([log_path]))
+            print(
+                f"  {result['records_per_s']:,.0f} records/s; by worker {result['spread']}; "
+                f"forwarded {result['forwarded']}"
             )
-            print(f"  {result['records_per_s']:,.0f} records/s; by worker {result['spread']}")
             out[f"workers_{workers}"] = result
         print(f"{REPLICAS} replicas, round-robin: {len(small.bodies):,} messages ...", flush=True)
         out["replicas"] = await replicas_scenario(
             prefix, run_dir, feeds, password, small, warm[2:], args.replica_senders
         )
-        print(f"  first answers {out['replicas']['first_answers']}")
+        print(
+            f"  first answers {out['replicas']['first_answers']}; "
+            f"forwarded {out['replicas']['forwarded']}"
+        )
         await delete_topics([prefix])
         return out
 

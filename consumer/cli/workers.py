@@ -3,8 +3,10 @@
 With workers, uvicorn's supervisor binds the port once and starts N processes that share
 it, restarting any that dies. Each builds the service from the same settings as the
 parent (the same config file and command-line values; the environment is inherited), as a
-replica of its own: its replica id gets its process id appended. The delivery slots keep
-exactly-once across them as across replicas on several hosts (README, Scaling).
+replica of its own: its replica id gets its process id appended, and it has its own
+internal listener. The workers share the delivery slots through the slot group like
+replicas on several hosts do, forwarding each other the messages of their slots (README,
+Scaling).
 """
 
 from __future__ import annotations
