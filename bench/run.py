@@ -162,6 +162,16 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / clock_ticks()
 
 
+def tree_cpu_seconds(pid: int) -> float:
+    """CPU time of a process and of its live children (``serve --workers``' workers)."""
+    children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    total = cpu_seconds(pid)
+    for child in children:
+        with contextlib.suppress(OSError):
+            total += cpu_seconds(int(child))
+    return total
+
+
 def machine_busy_seconds() -> float:
     """CPU seconds all cores spent not idle since boot (/proc/stat)."""
     values = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
@@ -231,7 +241,8 @@ class RssSampler:
 
 @dataclass
 class CpuWindow:
-    """CPU seconds used between ``start`` and ``stop`` by the service, broker, us, and all."""
+    """CPU seconds used between ``start`` and ``stop`` by the service (its workers
+    included), broker, us, and all."""
 
     service_pid: int
     broker: int | None = field(default_factory=broker_pid)
@@ -242,7 +253,7 @@ class CpuWindow:
         times = os.times()
         now = {
             "wall": time.perf_counter(),
-            "service": cpu_seconds(self.service_pid),
+            "service": tree_cpu_seconds(self.service_pid),
             "bench_client": times.user + times.system,
             "machine": machine_busy_seconds(),
         }

@@ -7,6 +7,7 @@ import gzip
 import socket
 import ssl
 import subprocess
+import time
 import uuid
 import warnings
 from collections.abc import AsyncIterator, Iterator
@@ -99,6 +100,22 @@ async def post(service: Service, feed: str, body: bytes, **kwargs: object) -> ht
             403,
             "forbidden",
         ),
+        # A hop header (as one process forwarding to another) signed without the key that
+        # the feeds file gives: never a way around credentials or networks.
+        (
+            "letters",
+            None,
+            {"x-ivmtr-hop": f"evil;{int(time.time() * 1000)};{'0' * 64}"},
+            403,
+            "forbidden",
+        ),
+        (
+            "flats",
+            ("usps-flats", "flats-secret-22"),
+            {"x-ivmtr-hop": "evil;1;00"},
+            403,
+            "forbidden",
+        ),
     ],
     ids=[
         "no credentials",
@@ -107,6 +124,8 @@ async def post(service: Service, feed: str, body: bytes, **kwargs: object) -> ht
         "unknown feed",
         "network",
         "spoofed XFF",
+        "forged hop",
+        "stale hop",
     ],
 )
 async def test_who_may_push(
