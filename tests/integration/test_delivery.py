@@ -278,6 +278,39 @@ async def test_replicas_share_the_slots_and_forward_instead_of_taking_them(
         stop_service(second)
 
 
+async def test_a_process_outside_the_group_taking_slots_is_fenced_back_and_counted(
+    own_service: tuple[Path, str],
+) -> None:
+    """A zombie, or a tool publishing on the same transactional ids, takes every slot."""
+    from producer import KafkaConfig, Publisher, TopicTable
+    from tests.integration.conftest import BOOTSTRAP
+    from tests.integration.test_observability import scrape, value
+
+    tmp, prefix = own_service
+    slots = 16
+    service = start_service(tmp, prefix)
+    zombie = Publisher(KafkaConfig(bootstrap_servers=BOOTSTRAP), TopicTable.build(prefix))
+    try:
+        await wait_for_owned(service, slots)
+        await zombie.start()  # no address: it takes every slot, fencing the service
+        message = orjson.dumps(mailing(5, 500, seed=17)[0])
+        async with httpx.AsyncClient(base_url=service.url, timeout=60) as client:
+            published = await push_until_answered(client, "/v1/feeds/demo", message)
+            again = await push_until_answered(client, "/v1/feeds/demo", message)
+            samples = await scrape(client)
+        assert published.json()["duplicate"] is False and again.json()["duplicate"] is True
+        # The service found its slot taken, was fenced, took it back and went on.
+        assert value(samples, "ivmtr_delivery_slot_takeovers_total", reason="start") == slots
+        assert value(samples, "ivmtr_delivery_slot_takeovers_total", reason="replaced") == 1
+        assert value(samples, "ivmtr_fenced_transactions_total") == 1
+        assert value(samples, "ivmtr_aborted_transactions_total", reason="failed") == 1
+        assert value(samples, "ivmtr_aborted_transactions_total", reason="duplicate") == 1
+        assert value(samples, "ivmtr_owned_delivery_slots") == slots
+    finally:
+        await zombie.stop()
+        stop_service(service)
+
+
 async def test_message_groups_complete_incomplete_and_mismatched(
     own_service: tuple[Path, str],
 ) -> None:

@@ -49,12 +49,18 @@ async def wait_for_log(service: Service, text: str, within_s: float = 30) -> Non
         await asyncio.sleep(0.05)
 
 
+@pytest.mark.parametrize("workers", ["1", "2"])
 async def test_broker_stopped_mid_stream_loses_and_duplicates_nothing(
-    workspace: tuple[Path, str],
+    workspace: tuple[Path, str], workers: str
 ) -> None:
+    # With two workers the slot group's coordinator goes down with the broker too: the
+    # workers find it again when the broker is back, and forward each other messages
+    # throughout.
     tmp, prefix = workspace
     messages = mailing(200, 40, seed=21)
-    service = start_service(tmp, prefix, IVMTR_KAFKA_TIMEOUT_S="4", IVMTR_RETRY_AFTER_S="1")
+    service = start_service(
+        tmp, prefix, IVMTR_KAFKA_TIMEOUT_S="4", IVMTR_RETRY_AFTER_S="1", IVMTR_WORKERS=workers
+    )
     try:
         answered: list[httpx.Response] = []
         a_third_answered = asyncio.Event()
