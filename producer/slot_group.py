@@ -187,11 +187,6 @@ class SlotGroup:
         )
         self._polling: asyncio.Task[None] | None = None
 
-    @property
-    def owned(self) -> Slots:
-        """Slots this process owns now (empty while a rebalance is under way)."""
-        return frozenset(self.assignor.owned) if self._settled.is_set() else frozenset()
-
     def owner(self, slot: int) -> str | None:
         """The internal address of the slot's owner; None while a rebalance is under way."""
         if not self._settled.is_set():
