@@ -193,20 +193,21 @@ def create_app(settings: Settings, service: IngestService | None = None) -> Star
                         total_s=settings.body_timeout_s,
                     )
                 )
-                if service.address is None:
-                    tee.release()  # one process takes every slot: nothing is forwarded
                 body = decoded_body(
                     ticket.metered(tee.chunks()),
                     request.headers.get("content-encoding"),
                     max_body_bytes=settings.max_body_bytes,
                     max_decompressed_bytes=settings.max_decompressed_bytes,
                 )
-                coordinates, body = await body_head(body)
-                owner = None if coordinates is None else await service.owner_of(*coordinates)
-                if owner is not None:
-                    return await hand_on(request, owner, tee, hop, feed, request_id)
-                if coordinates is not None:
-                    tee.release()
+                if service.address is None:
+                    tee.release()  # one process takes every slot: nothing is forwarded
+                else:
+                    coordinates, body = await body_head(body)
+                    if coordinates is not None:
+                        owner = await service.owner_of(*coordinates)
+                        if owner is not None:
+                            return await hand_on(request, owner, tee, hop, feed, request_id)
+                        tee.release()
                 try:
                     summary = await service.accept(
                         body,

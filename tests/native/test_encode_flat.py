@@ -16,7 +16,6 @@ from typing import Any
 import orjson
 import pytest
 
-import consumer.core.fastpath
 from consumer.core.fastpath import ScanFastPath
 from tests.native.test_encode_run import (
     FAST,
@@ -27,7 +26,9 @@ from tests.native.test_encode_run import (
     RULES,
     SCHEMAS,
     SHAPES,
+    Refused,
     phase_records,
+    refusing_context,
 )
 
 NATIVE = pytest.importorskip("ivmtr_native")
@@ -165,15 +166,7 @@ def test_unseen_mail_phases_are_asked_of_python_and_the_run_goes_on() -> None:
 def test_an_exception_of_the_mail_phase_function_is_raised(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    class Refused(Exception):
-        pass
-
-    def refuse(raw: str) -> str | None:
-        raise Refused(raw)
-
-    monkeypatch.setattr(consumer.core.fastpath, "normalise_mail_phase", refuse)
-    refusing = ScanFastPath.build(NATIVE, SHAPES, SCHEMAS, max_string_length=MAX_STRING)
-    context = refusing.message(PROVENANCE, kind=None, rules=RULES)
+    context = refusing_context(monkeypatch)
     raws = phase_records()
     with pytest.raises(Refused) as run_raised:
         context.encode_run(raws, list(range(len(raws))))

@@ -190,20 +190,27 @@ def test_unseen_mail_phases_are_asked_of_python_and_the_run_goes_on() -> None:
     assert check_run(context, raws, indexes, [*many[:30], None, *many[30:]]) == 30
 
 
-def test_an_exception_of_the_mail_phase_function_is_raised(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    class Refused(Exception):
-        pass
+class Refused(Exception):
+    """What the mail phase function of ``refusing_context`` raises."""
+
+
+def refusing_context(monkeypatch: pytest.MonkeyPatch) -> Any:
+    """A message's encoder whose mail phase function raises Refused for every phase."""
 
     def refuse(raw: str) -> str | None:
         raise Refused(raw)
 
     monkeypatch.setattr(consumer.core.fastpath, "normalise_mail_phase", refuse)
+    refusing = ScanFastPath.build(NATIVE, SHAPES, SCHEMAS, max_string_length=MAX_STRING)
+    return refusing.message(PROVENANCE, kind=None, rules=RULES)
+
+
+def test_an_exception_of_the_mail_phase_function_is_raised(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    context = refusing_context(monkeypatch)
     raws = phase_records()
     indexes = list(range(len(raws)))
-    refusing = ScanFastPath.build(NATIVE, SHAPES, SCHEMAS, max_string_length=MAX_STRING)
-    context = refusing.message(PROVENANCE, kind=None, rules=RULES)
     with pytest.raises(Refused) as many_raised:
         context.encode_many(raws, indexes)
     # The first record whose mail phase is looked up (a record schema without the field,
