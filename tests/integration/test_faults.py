@@ -23,6 +23,7 @@ import pytest
 
 from tests.integration.conftest import ROOT, Service, require_broker, start_service, stop_service
 from tests.integration.test_delivery import event_ids, expected_ids, mailing, push_until_answered
+from tests.integration.test_workers import slots_dealt_among
 
 pytestmark = pytest.mark.kafka
 
@@ -62,6 +63,11 @@ async def test_broker_stopped_mid_stream_loses_and_duplicates_nothing(
         tmp, prefix, IVMTR_KAFKA_TIMEOUT_S="4", IVMTR_RETRY_AFTER_S="1", IVMTR_WORKERS=workers
     )
     try:
+        # Ready means one worker answered: the broker goes down once both hold their slots.
+        deadline = time.monotonic() + 60
+        while not slots_dealt_among(service, int(workers)):
+            assert time.monotonic() < deadline, service.logs()[-2000:]
+            await asyncio.sleep(0.1)
         answered: list[httpx.Response] = []
         a_third_answered = asyncio.Event()
 
