@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from typing import Any
 
 import structlog
@@ -32,6 +32,7 @@ from producer import (
     Publisher,
     PublishError,
     Schema,
+    Topic,
     TopicSpec,
     TopicTable,
     ensure_topics,
@@ -40,6 +41,7 @@ from producer import (
 )
 from producer.deliveries import DeliveryLogLimits, message_key
 from producer.registry import (
+    NotFound,
     RegistryClient,
     RegistryConfig,
     RegistryError,
@@ -97,18 +99,23 @@ def registry_config(settings: Settings) -> RegistryConfig | None:
     )
 
 
-async def registered_schemas(settings: Settings, topics: TopicTable) -> dict[int, Schema]:
-    """Registry id -> schema of every topic's value schema (for readers); {} without a registry."""
+async def registered_schemas(settings: Settings, topics: Iterable[Topic]) -> dict[int, Schema]:
+    """Registry id -> schema of every topic's value schema (for readers); {} without a
+    registry. A topic whose schema is not registered (nothing wrote it yet) is left out."""
     config = registry_config(settings)
     if config is None:
         return {}
+    found = {}
     async with RegistryClient(config) as client:
-        return {
-            (
-                await client.lookup(subject_name(topic.name), schema_json(topic.schema))
-            ).id: topic.schema
-            for topic in topics
-        }
+        for topic in topics:
+            try:
+                registered = await client.lookup(
+                    subject_name(topic.name), schema_json(topic.schema)
+                )
+            except NotFound:
+                continue
+            found[registered.id] = topic.schema
+    return found
 
 
 def _secret(value: SecretStr | None) -> str | None:

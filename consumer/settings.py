@@ -128,6 +128,31 @@ class Settings(BaseSettings):
         "oldest are evicted, and a message evicted and re-sent is published again, as a new one.",
     )
 
+    # Tracker (ivmtr-stream track)
+    track_group_id: str = Field(
+        "ivmtr-tracker",
+        description="Consumer group of the trackers; also names their transactional ids.",
+    )
+    track_stall_hours: float = Field(
+        72.0, gt=0, description="Hours without a scan after which an undelivered piece is STALLED."
+    )
+    track_stall_hours_by_campaign: dict[str, float] = Field(
+        default_factory=dict,
+        description="Stall threshold in hours per campaign, e.g. "
+        '{"spring-9": 48} (JSON in the environment).',
+    )
+    track_check_interval_s: float = Field(
+        60.0,
+        gt=0,
+        description="How often the tracker applies the wall-clock rules (STALLED, LATE).",
+    )
+    track_host: str = Field(
+        "127.0.0.1", description="Address of the tracker's /metrics and health."
+    )
+    track_port: int = Field(
+        9465, ge=0, le=65535, description="Port of the tracker's /metrics, /healthz and /readyz."
+    )
+
     # Schema registry
     schema_registry_url: str | None = Field(
         None,

@@ -11,7 +11,7 @@ from producer.errors import (
 from producer.kafka import KafkaConfig, PartitionedBatches, TransactionalProducer
 from producer.publisher import Publisher
 from producer.schemas import Schema, load_schema, schema_dir
-from producer.topics import KafkaMessage, Topic, TopicTable
+from producer.topics import KafkaMessage, Topic, TopicTable, TrackTopics
 from producer.wire import AvroSingleObject, ConfluentAvro, FramedAvro, SingleObjectDecoder
 
 __all__ = [
@@ -31,6 +31,7 @@ __all__ = [
     "Topic",
     "TopicSpec",
     "TopicTable",
+    "TrackTopics",
     "TransactionAborted",
     "TransactionalProducer",
     "ensure_topics",

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any, Protocol
 
-from aiokafka import AIOKafkaProducer
+from aiokafka import AIOKafkaProducer, TopicPartition
 from aiokafka.errors import (
     KafkaConnectionError,
     KafkaError,
@@ -376,6 +376,24 @@ class TransactionalProducer:
             # aiokafka asserts on state transitions after a fatal error; that is a failed commit.
             self.broken = True
             raise PublishError(f"the transaction failed: {exc!r}") from exc
+
+    async def send_offsets(self, offsets: Mapping[tuple[str, int], int], group_id: str) -> None:
+        """Add consumer offsets (topic, partition) -> next offset to read, of ``group_id``, to
+        the open transaction: they commit with it, or not at all (consume-transform-produce)."""
+        producer = self._producer
+        assert producer is not None
+        try:
+            with kafka_errors():
+                await producer.send_offsets_to_transaction(
+                    {
+                        TopicPartition(topic, partition): offset
+                        for (topic, partition), offset in offsets.items()
+                    },
+                    group_id,
+                )
+        except PublishError:
+            self.broken = True
+            raise
 
     async def abort(self) -> None:
         """Abort the open transaction. Marks the producer broken if the abort fails or is

@@ -9,6 +9,12 @@ The topic table is built from a name prefix (``ivmtr.`` by default):
     <prefix>dead-letters         DeadLetter         key: msgGrpId/msgSerNbr
     <prefix>deliveries           DeliveryReceipt    key: msg:<grp>/<serial>, group:<grp>
                                                     (compacted; partition = delivery slot)
+
+and, written by the tracker (``ivmtr-stream track``), ``TrackTopics``:
+
+    <prefix>piece-status         PieceStatus        key: 20-digit IMb tracking code
+                                                    (compacted; partition = piece-scans')
+    <prefix>alerts               PieceAlert         key: 20-digit IMb tracking code
 """
 
 from __future__ import annotations
@@ -21,7 +27,7 @@ from typing import Any, NamedTuple
 from producer.schemas import Schema, load_schema
 from producer.wire import AvroSingleObject, ConfluentAvro, FramedAvro
 
-__all__ = ["EncodedEvents", "EventRoute", "KafkaMessage", "Topic", "TopicTable"]
+__all__ = ["EncodedEvents", "EventRoute", "KafkaMessage", "Topic", "TopicTable", "TrackTopics"]
 
 Headers = tuple[tuple[str, bytes], ...]
 
@@ -111,6 +117,18 @@ class Topic:
         return EventRoute(self.name, self._serialise.header, self._schema_headers + tuple(headers))
 
 
+def _topic(
+    prefix: str,
+    suffix: str,
+    schema_name: str,
+    schema_directory: Path | None,
+    registry_ids: Mapping[str, int] | None,
+) -> Topic:
+    name = f"{prefix}{suffix}"
+    schema = load_schema(f"ivmtr.events.{schema_name}", schema_directory)
+    return Topic(name, schema, registry_id=(registry_ids or {}).get(name))
+
+
 @dataclass(frozen=True)
 class TopicTable:
     """Every topic the service writes to."""
@@ -135,12 +153,9 @@ class TopicTable:
         ``registry_ids`` (topic name -> schema registry id, as ``register_schemas``
         returns them) switches the topics it names to the Confluent wire format.
         """
-        ids = registry_ids or {}
 
         def topic(suffix: str, schema_name: str) -> Topic:
-            name = f"{prefix}{suffix}"
-            schema = load_schema(f"ivmtr.events.{schema_name}", schema_directory)
-            return Topic(name, schema, registry_id=ids.get(name))
+            return _topic(prefix, suffix, schema_name, schema_directory, registry_ids)
 
         return cls(
             piece_scans=topic("piece-scans", "PieceScan"),
@@ -169,3 +184,35 @@ class TopicTable:
             if topic.name == name:
                 return topic
         raise KeyError(name)
+
+
+@dataclass(frozen=True)
+class TrackTopics:
+    """The topics the tracker writes: each piece's status, and alerts."""
+
+    piece_status: Topic
+    alerts: Topic
+
+    @classmethod
+    def build(
+        cls,
+        prefix: str = "ivmtr.",
+        schema_directory: Path | None = None,
+        *,
+        registry_ids: Mapping[str, int] | None = None,
+    ) -> TrackTopics:
+        """The tracker's topics for a name prefix (``registry_ids`` as in ``TopicTable``)."""
+        return cls(
+            piece_status=_topic(
+                prefix, "piece-status", "PieceStatus", schema_directory, registry_ids
+            ),
+            alerts=_topic(prefix, "alerts", "PieceAlert", schema_directory, registry_ids),
+        )
+
+    def __iter__(self) -> Iterator[Topic]:
+        yield self.piece_status
+        yield self.alerts
+
+    def schemas(self) -> dict[str, Schema]:
+        """Topic name -> value schema: what registering them takes."""
+        return {topic.name: topic.schema for topic in self}

@@ -53,13 +53,23 @@ def format_rows(rows: list[ReportRow]) -> str:
 @click.option(
     "--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True
 )
-def campaigns_command(fmt: str) -> None:
+@click.option(
+    "--source",
+    type=click.Choice(["status", "scans"]),
+    default="status",
+    show_default=True,
+    help="status: each piece's status, kept by `ivmtr-stream track`; scans: replay every "
+    "piece scan (no tracker needed; delivered then means a logical delivery event).",
+)
+def campaigns_command(fmt: str, source: str) -> None:
     """Per campaign and eDoc job: pieces, first and last scan, pieces delivered, share by day.
 
-    Reads every committed event of the piece-scan topic.
+    Reads the piece-status topic (one record per piece), or with --source scans every
+    committed event of the piece-scan topic.
     """
     from consumer.service import registered_schemas
     from consumer.tail.reader import tail_topic
+    from consumer.track.lookup import PieceNotTracked, latest_statuses
     from producer import TopicTable
 
     settings = cli_settings()
@@ -67,6 +77,10 @@ def campaigns_command(fmt: str) -> None:
     report = CampaignReport()
 
     async def run() -> None:
+        if source == "status":
+            for status in (await latest_statuses(settings)).values():
+                report.add_status(status)
+            return
         registry_ids = await registered_schemas(settings, topics)
         async for record in tail_topic(
             settings.kafka_bootstrap_servers,
@@ -79,6 +93,8 @@ def campaigns_command(fmt: str) -> None:
 
     try:
         asyncio.run(run())
+    except PieceNotTracked as exc:
+        raise click.ClickException(f"{exc}; or read the scans: --source scans") from exc
     except ValueError as exc:
         raise click.ClickException(str(exc)) from exc
     rows = report.rows()

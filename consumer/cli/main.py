@@ -30,6 +30,7 @@ def _register_subcommands() -> None:
     from consumer.cli.serve import serve, topics
     from consumer.cli.simulate import simulate
     from consumer.cli.tail import tail
+    from consumer.cli.track import piece_status_command, track_command
 
     main.add_command(serve)
     main.add_command(topics)
@@ -44,6 +45,8 @@ def _register_subcommands() -> None:
     main.add_command(tail)
     main.add_command(campaigns_command)
     main.add_command(schemas)
+    main.add_command(track_command)
+    main.add_command(piece_status_command)
 
 
 _register_subcommands()

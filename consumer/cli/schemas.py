@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any, TypeVar, cast, get_args
 
@@ -30,9 +30,9 @@ from producer.registry import (
     subject_name,
 )
 from producer.schemas import schema_dir
-from producer.topics import TopicTable
+from producer.topics import Topic, TopicTable, TrackTopics
 
-__all__ = ["registry_config", "registry_problems", "release_problems", "schemas"]
+__all__ = ["all_topics", "registry_config", "registry_problems", "release_problems", "schemas"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -64,7 +64,15 @@ def registry_config(
         raise click.BadParameter(str(exc)) from exc
 
 
-def release_problems(topics: TopicTable, released: Path) -> dict[str, list[str]]:
+def all_topics(prefix: str, schema_directory: Path | None = None) -> list[Topic]:
+    """The topics the service writes, then the tracker's."""
+    return [
+        *TopicTable.build(prefix, schema_directory),
+        *TrackTopics.build(prefix, schema_directory),
+    ]
+
+
+def release_problems(topics: Iterable[Topic], released: Path) -> dict[str, list[str]]:
     """Problems of each topic's value schema against every release it was in."""
     releases = load_releases(released)
     problems: dict[str, list[str]] = {}
@@ -78,7 +86,9 @@ def release_problems(topics: TopicTable, released: Path) -> dict[str, list[str]]
     return problems
 
 
-async def registry_problems(client: RegistryClient, topics: TopicTable) -> dict[str, list[str]]:
+async def registry_problems(
+    client: RegistryClient, topics: Iterable[Topic]
+) -> dict[str, list[str]]:
     """Problems of each topic's value schema against the registry's latest version.
 
     Two opinions: our checker against the latest version, and the registry's own
@@ -194,12 +204,14 @@ def register(
         registry_url, username=user, password=password, token=token, ca_file=ca_file,
         verify=not insecure,
     )  # fmt: skip
-    topics = TopicTable.build(prefix)
+    topics = all_topics(prefix)
 
     async def run() -> dict[str, int]:
         async with RegistryClient(config) as client:
             return await register_schemas(
-                client, topics.schemas(), cast(CompatibilityLevel, compatibility)
+                client,
+                {topic.name: topic.schema for topic in topics},
+                cast(CompatibilityLevel, compatibility),
             )
 
     try:
@@ -243,7 +255,7 @@ def check(
     Exit status 1, with every problem listed, when a schema breaks our evolution rule.
     """
     try:
-        topics = TopicTable.build(prefix, schema_directory)
+        topics = all_topics(prefix, schema_directory)
     except (OSError, ValueError, fastavro.schema.SchemaParseException) as exc:
         raise click.ClickException(f"cannot load the schemas: {exc}") from exc
     released = released or schema_dir() / "released"

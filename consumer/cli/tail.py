@@ -87,10 +87,10 @@ def tail(
 
     Without --follow it stops once it has read up to where the topic ended when it started.
     """
-    from producer import TopicTable
+    from producer import TopicTable, TrackTopics
 
     settings = cli_settings(topic_prefix=prefix, kafka_bootstrap_servers=bootstrap_servers)
-    table = TopicTable.build(settings.topic_prefix)
+    table = [*TopicTable.build(settings.topic_prefix), *TrackTopics.build(settings.topic_prefix)]
     name = resolve_topic(topic, table, settings.topic_prefix)
     where = TailFilter(imb=imb, mid=mid, feed=feed, group=group)
     active = any(v is not None for v in (imb, mid, feed, group))

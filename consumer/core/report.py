@@ -1,9 +1,11 @@
 """The campaign and job report: pieces, scan span and deliveries, from piece scan events.
 
-Pure: fed decoded ``PieceScan`` values one by one (``add``), it answers per campaign and
-eDoc job how many pieces were seen, the first and last scan, how many pieces have a
-logical delivery event, and the share delivered by each day (by the facility-local date
-of a piece's first logical delivery).
+Pure: fed decoded ``PieceScan`` values one by one (``add``), or each piece's latest
+``PieceStatus`` (``add_status``), it answers per campaign and eDoc job how many pieces
+were seen, the first and last scan, how many pieces were delivered, and the share
+delivered by each day (by the facility-local date of a piece's first delivery). From
+scans, delivered means a logical delivery event; a status also counts an actual delivery
+scan.
 """
 
 from __future__ import annotations
@@ -75,9 +77,7 @@ class CampaignReport:
         piece = event["barcode"]["tracking_code"]
         group.pieces.add(piece)
         scan = event["scan"]
-        when = scan["scanned_at"]
-        if isinstance(when, int):  # events straight from enrichment carry microseconds
-            when = datetime.fromtimestamp(when / 1_000_000, UTC)
+        when = _instant(scan["scanned_at"])
         if group.first_scan is None or when < group.first_scan:
             group.first_scan = when
         if group.last_scan is None or when > group.last_scan:
@@ -86,6 +86,28 @@ class CampaignReport:
             day = scan["local_time"][:10]
             if piece not in group.delivered_on or day < group.delivered_on[piece]:
                 group.delivered_on[piece] = day
+
+    def add_status(self, status: Mapping[str, Any]) -> None:
+        """Take one piece's decoded PieceStatus (its latest: a piece is added once)."""
+        job = status.get("job") or {}
+        key = (status.get("campaign"), job.get("job_id"))
+        group = self._groups.get(key)
+        if group is None:
+            group = self._groups[key] = _Group()
+        piece = status["tracking_code"]
+        group.pieces.add(piece)
+        first = _instant(status["first_scan"]["scanned_at"])
+        last = _instant(status["last_scan"]["scanned_at"])
+        if group.first_scan is None or first < group.first_scan:
+            group.first_scan = first
+        if group.last_scan is None or last > group.last_scan:
+            group.last_scan = last
+        deliveries = [
+            p for p in (status.get("actual_delivery"), status.get("logical_delivery")) if p
+        ]
+        if deliveries:
+            earliest = min(deliveries, key=lambda point: _instant(point["scanned_at"]))
+            group.delivered_on[piece] = earliest["local_time"][:10]
 
     def rows(self) -> list[ReportRow]:
         """One row per campaign and job, sorted by campaign then job (unassigned last)."""
@@ -111,3 +133,10 @@ class CampaignReport:
         return sorted(
             rows, key=lambda row: (row.campaign is None, row.campaign or "", row.job_id or "")
         )
+
+
+def _instant(when: datetime | int) -> datetime:
+    # Events straight from enrichment carry microseconds; decoded ones, datetimes.
+    if isinstance(when, int):
+        return datetime.fromtimestamp(when / 1_000_000, UTC)
+    return when

@@ -21,7 +21,7 @@ import uvicorn
 
 from consumer.settings import Settings
 
-__all__ = ["InternalListener", "ServerConfig", "advertised_host", "server_config"]
+__all__ = ["InternalListener", "QuietServer", "ServerConfig", "advertised_host", "server_config"]
 
 _WILDCARDS = ("", "0.0.0.0", "::")
 
@@ -64,7 +64,9 @@ def advertised_host(settings: Settings) -> str:
     return settings.internal_host
 
 
-class _Server(uvicorn.Server):
+class QuietServer(uvicorn.Server):
+    """A uvicorn server that leaves signals to the process's own handling."""
+
     @contextlib.contextmanager
     def capture_signals(self) -> Iterator[None]:
         # The public server handles signals and then stops the service, and this with it.
@@ -83,7 +85,7 @@ class InternalListener:
             lifespan="off",
         )
         self._settings = settings
-        self._server: _Server | None = None
+        self._server: QuietServer | None = None
         self._task: asyncio.Task[None] | None = None
         self.address = ""
 
@@ -93,7 +95,7 @@ class InternalListener:
         config.load()
         sock = config.bind_socket()
         port = sock.getsockname()[1]
-        self._server = _Server(config)
+        self._server = QuietServer(config)
         self._task = asyncio.create_task(self._server.serve(sockets=[sock]), name="internal")
         while not self._server.started:
             if self._task.done():

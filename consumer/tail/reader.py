@@ -21,7 +21,7 @@ import orjson
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import KafkaError
 
-from producer import Schema, SingleObjectDecoder, TopicTable
+from producer import Schema, SingleObjectDecoder, Topic
 
 __all__ = [
     "KINDS",
@@ -45,6 +45,8 @@ KINDS: dict[str, str] = {
     "ivmtr.events.ContainerScan": "container",
     "ivmtr.events.DeadLetter": "dead",
     "ivmtr.events.DeliveryReceipt": "receipt",
+    "ivmtr.events.PieceStatus": "status",
+    "ivmtr.events.PieceAlert": "alert",
 }
 _SCANS = frozenset({"piece", "bundle", "handling_unit", "container"})
 _SCHEMA_HEADER = "ivmtr.schema"
@@ -97,7 +99,7 @@ class TailedRecord:
 # Topic names
 
 
-def resolve_topic(name: str, topics: TopicTable, prefix: str) -> str:
+def resolve_topic(name: str, topics: Iterable[Topic], prefix: str) -> str:
     """`name` as given when it is one of ours, else with `prefix` when that is; else unchanged.
 
     So ``piece-scans`` means ``<prefix>piece-scans``, and a topic of another prefix can still be
@@ -265,6 +267,19 @@ def table_row(record: TailedRecord) -> str:
         return _join(head, "reasons: " + _reasons(value.get("reasons") or ()))
     if kind == "receipt":
         return _join(head, _receipt(value))
+    if kind == "status":
+        last = value.get("last_scan") or {}
+        return _join(
+            [_cell(_time(last.get("scanned_at")), widths[0]), _cell(kind, widths[1]), key],
+            f"{value.get('state')} scans {value.get('scan_count')} last "
+            f"{last.get('event_code') or '-'} {_facility(last.get('facility') or {}, False)}",
+        )
+    if kind == "alert":
+        return _join(
+            [_cell(_time(value.get("raised_at")), widths[0]), _cell(kind, widths[1]), key],
+            f"{value.get('kind')}: {value.get('rule')}"
+            + (f" ({value['threshold']})" if value.get("threshold") else ""),
+        )
     return _join(head, orjson.dumps(value, default=str).decode()[:120])
 
 
@@ -341,8 +356,9 @@ def _receipt(value: Mapping[str, Any]) -> str:
 async def tail_topic(
     bootstrap_servers: str,
     topic: str,
-    topics: TopicTable,
+    topics: Iterable[Topic],
     *,
+    partitions: Iterable[int] | None = None,
     from_beginning: bool = False,
     follow: bool = False,
     max_records: int | None = None,
@@ -354,7 +370,8 @@ async def tail_topic(
 
     Without `follow` it stops once it has caught up with the end offsets seen when it started
     (or after `idle_timeout_s` with nothing to read, should a position never reach them); with
-    `follow` it runs until cancelled. `max_records` counts the records yielded.
+    `follow` it runs until cancelled. `max_records` counts the records yielded; `partitions`
+    limits the read to those partitions of the topic.
     """
     decoder = SingleObjectDecoder((t.schema for t in topics), registry_ids)
     consumer = AIOKafkaConsumer(
@@ -369,17 +386,17 @@ async def tail_topic(
         raise TailError(f"cannot reach Kafka at {bootstrap_servers}: {exc}") from exc
     try:
         metadata = await consumer._client.fetch_all_metadata()
-        partitions = [
-            TopicPartition(topic, p) for p in sorted(metadata.partitions_for_topic(topic) or ())
-        ]
-        if not partitions:
+        existing = sorted(metadata.partitions_for_topic(topic) or ())
+        if not existing:
             raise UnknownTopic(f"topic {topic!r} does not exist")
-        consumer.assign(partitions)
+        wanted = existing if partitions is None else [p for p in existing if p in set(partitions)]
+        tps = [TopicPartition(topic, p) for p in wanted]
+        consumer.assign(tps)
         if from_beginning:
-            await consumer.seek_to_beginning(*partitions)
+            await consumer.seek_to_beginning(*tps)
         else:
-            await consumer.seek_to_end(*partitions)
-        end = await consumer.end_offsets(partitions)
+            await consumer.seek_to_end(*tps)
+        end = await consumer.end_offsets(tps)
         seen = 0
         idle = 0.0
         while True:

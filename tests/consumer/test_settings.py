@@ -46,6 +46,12 @@ def test_defaults() -> None:
         "group_check_interval_s": 5.0,
         "delivery_retention_days": 30.0,
         "delivery_log_max_keys": 1_000_000,
+        "track_group_id": "ivmtr-tracker",
+        "track_stall_hours": 72.0,
+        "track_stall_hours_by_campaign": {},
+        "track_check_interval_s": 60.0,
+        "track_host": "127.0.0.1",
+        "track_port": 9465,
         "schema_registry_url": None,
         "schema_registry_user": None,
         "schema_registry_password": None,
@@ -203,3 +209,8 @@ def test_unknown_override_is_refused() -> None:
 def test_tls_files_go_together() -> None:
     with pytest.raises(SettingsError, match="IVMTR_TLS_CERT_FILE and IVMTR_TLS_KEY_FILE"):
         load_settings(tls_cert_file="/tmp/cert.pem")
+
+
+def test_per_campaign_stall_thresholds_from_json(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("IVMTR_TRACK_STALL_HOURS_BY_CAMPAIGN", '{"spring-9": 48, "bulk": 240.5}')
+    assert load_settings().track_stall_hours_by_campaign == {"spring-9": 48.0, "bulk": 240.5}
