@@ -22,6 +22,7 @@ from tests.integration.conftest import (
     start_service,
     stop_service,
 )
+from tests.integration.test_tracker import latest, start_tracker, stop_tracker
 
 pytestmark = pytest.mark.kafka
 
@@ -81,7 +82,7 @@ mailer_ids = ["902345678"]
         result = await asyncio.to_thread(
             CliRunner().invoke,
             main,
-            ["campaigns", "--format", "json"],
+            ["campaigns", "--format", "json", "--source", "scans"],
             env={"IVMTR_TOPIC_PREFIX": prefix, "IVMTR_KAFKA_BOOTSTRAP_SERVERS": BOOTSTRAP},
         )
         assert result.exit_code == 0, result.output
@@ -93,7 +94,7 @@ mailer_ids = ["902345678"]
         table = await asyncio.to_thread(
             CliRunner().invoke,
             main,
-            ["campaigns"],
+            ["campaigns", "--source", "scans"],
             env={"IVMTR_TOPIC_PREFIX": prefix, "IVMTR_KAFKA_BOOTSTRAP_SERVERS": BOOTSTRAP},
         )
         assert (
@@ -101,5 +102,25 @@ mailer_ids = ["902345678"]
             and "spring-9" in table.output
             and "delivered by day" in table.output
         )
+
+        # With a tracker, the same report from the piece-status topic, one record per piece.
+        tracker = start_tracker(tmp_path, prefix, f"{prefix}tracker")
+        try:
+            pieces = sum(len(found) for found in truth.values())
+            await latest(f"{prefix}piece-status", pieces)
+            from_status = await asyncio.to_thread(
+                CliRunner().invoke,
+                main,
+                ["campaigns", "--format", "json"],
+                env={"IVMTR_TOPIC_PREFIX": prefix, "IVMTR_KAFKA_BOOTSTRAP_SERVERS": BOOTSTRAP},
+            )
+        finally:
+            stop_tracker(tracker)
+        assert from_status.exit_code == 0, from_status.output
+        status_rows = {(r["campaign"], r["job_id"]): r for r in orjson.loads(from_status.output)}
+        assert set(status_rows) == set(rows)
+        for key, row in rows.items():
+            for field in ("pieces", "delivered", "delivered_by_day"):
+                assert status_rows[key][field] == row[field], (key, field)
     finally:
         stop_service(service)
