@@ -46,6 +46,18 @@ def test_compose_runs_the_service_against_its_kafka() -> None:
     assert kafka["environment"]["KAFKA_TRANSACTION_STATE_LOG_MIN_ISR"] == "1"
 
 
+def test_compose_runs_a_tracker_over_the_service_topics() -> None:
+    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    service, tracker = compose["services"]["ivmtr-stream"], compose["services"]["ivmtr-tracker"]
+    settings = {f"IVMTR_{name.upper()}" for name in Settings.model_fields}
+    assert tracker["command"] == ["ivmtr-stream", "track"]
+    assert set(tracker["environment"]) <= settings
+    for name in ("IVMTR_KAFKA_BOOTSTRAP_SERVERS", "IVMTR_TOPIC_PREFIX", "IVMTR_SCHEMA_REGISTRY_URL"):
+        assert tracker["environment"][name] == service["environment"][name]
+    port = tracker["environment"]["IVMTR_TRACK_PORT"]
+    assert f"127.0.0.1:{port}/healthz" in " ".join(tracker["healthcheck"]["test"])
+
+
 def test_readme_sample_message_is_valid_json_of_the_documented_shape() -> None:
     import orjson
 

@@ -10,6 +10,7 @@ import asyncio
 from typing import Any
 
 import structlog
+from aiokafka.errors import KafkaError
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -21,7 +22,7 @@ from consumer.track.alerts import AlertRules
 from consumer.track.metrics import tracker_registry
 from consumer.track.scans import ScanReader, ValueReader
 from consumer.track.tracker import Tracker, TrackerConfig, TrackerError
-from producer import Schema, TopicSpec, TopicTable, TrackTopics, ensure_topics
+from producer import PublishError, Schema, TopicSpec, TopicTable, TrackTopics, ensure_topics
 from producer.registry import RegistryClient, RegistryError, register_schemas
 
 __all__ = ["TrackService", "alert_rules", "partition_count", "track_app", "track_topic_specs"]
@@ -62,7 +63,19 @@ class TrackService:
         self._serving: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
-        """Topics and schemas first, then the tracker joins its group, then HTTP."""
+        """Topics and schemas first, then the tracker joins its group, then HTTP.
+
+        TrackerError when Kafka or the registry cannot be reached, or the topics do not fit.
+        """
+        try:
+            await self._start()
+        except (KafkaError, PublishError, OSError) as exc:
+            raise TrackerError(
+                f"cannot start tracking with Kafka at {self.settings.kafka_bootstrap_servers}: "
+                f"{exc or type(exc).__name__}"
+            ) from exc
+
+    async def _start(self) -> None:
         from consumer.service import kafka_config, registered_schemas, registry_config, topic_specs
 
         settings = self.settings
@@ -182,8 +195,8 @@ async def partition_count(bootstrap_servers: str, topic: str) -> int | None:
     from aiokafka import AIOKafkaConsumer
 
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap_servers)
-    await consumer.start()
     try:
+        await consumer.start()
         metadata = await consumer._client.fetch_all_metadata()
         partitions = metadata.partitions_for_topic(topic)
         return len(partitions) if partitions else None
