@@ -52,7 +52,11 @@ def test_compose_runs_a_tracker_over_the_service_topics() -> None:
     settings = {f"IVMTR_{name.upper()}" for name in Settings.model_fields}
     assert tracker["command"] == ["ivmtr-stream", "track"]
     assert set(tracker["environment"]) <= settings
-    for name in ("IVMTR_KAFKA_BOOTSTRAP_SERVERS", "IVMTR_TOPIC_PREFIX", "IVMTR_SCHEMA_REGISTRY_URL"):
+    for name in (
+        "IVMTR_KAFKA_BOOTSTRAP_SERVERS",
+        "IVMTR_TOPIC_PREFIX",
+        "IVMTR_SCHEMA_REGISTRY_URL",
+    ):
         assert tracker["environment"][name] == service["environment"][name]
     port = tracker["environment"]["IVMTR_TRACK_PORT"]
     assert f"127.0.0.1:{port}/healthz" in " ".join(tracker["healthcheck"]["test"])
