@@ -59,6 +59,7 @@ lint: install
 bench: install kafka
 	$(BIN)/python bench/run.py
 	$(BIN)/python bench/receipts_memory.py
+	$(BIN)/python bench/tracker.py
 
 clean:
 	rm -rf $(VENV) .local build *.egg-info

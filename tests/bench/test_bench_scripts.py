@@ -208,6 +208,24 @@ def check_receipts_memory(stdout: str, tmp: Path) -> None:
     assert result["service_exit_code"] in (0, -signal.SIGTERM)
 
 
+def check_tracker(stdout: str, tmp: Path) -> None:
+    scans, pieces = figures(
+        stdout, rf"^scans / pieces \(tracker's state\)\s+({NUMBER}) / ({NUMBER})$"
+    )
+    assert scans == 3000 and 0 < pieces < scans
+    assert figures(stdout, rf"^tracker\s+({NUMBER}) scans/s$")[0] > 0
+    assert figures(stdout, rf"^tracker / best baseline\s+({NUMBER})$")[0] > 0
+    assert figures(stdout, rf"^store per 100k pieces \(tracemalloc\)\s+({NUMBER}) MB$")[0] > 0
+    assert figures(stdout, rf"^avg encoded status\s+({NUMBER}) bytes$")[0] > 0
+    for name in ("empty", "tracker", "restarted"):
+        assert figures(stdout, rf"^{name} log warnings/errors\s+({NUMBER})$") == [0]
+    result = read_json(
+        tmp / "results" / "tracker-latest.json",
+        {"scans", "tracker", "restarted_tracker", "baseline", "state", "summary"},
+    )
+    assert result["scans"]["count"] == 3000
+
+
 TINY: dict[str, Tiny] = {
     "avro_encoder": Tiny(
         lambda tmp: ["--events=200", "--repeat=1", f"--json={tmp / 'avro_encoder.json'}"],
@@ -253,6 +271,16 @@ TINY: dict[str, Tiny] = {
     "receipts_memory": Tiny(
         lambda tmp: ["--tiny", f"--results={tmp / 'results'}", f"--run-dir={tmp / 'run'}"],
         check_receipts_memory,
+        True,
+    ),
+    "tracker": Tiny(
+        lambda tmp: [
+            "--scans=3000",
+            f"--results={tmp / 'results'}",
+            f"--cache={tmp / 'cache'}",
+            f"--run-dir={tmp / 'run'}",
+        ],
+        check_tracker,
         True,
     ),
     # The old name of run.py, arguments passed on: the cheapest scenario is enough.
