@@ -275,3 +275,70 @@ async def committed_by_partition(
 def message_group_id() -> str:
     """A fresh msgGrpId shaped like IV-MTR's (epoch ms + random suffix)."""
     return f"{int(time.time() * 1000)}{uuid.uuid4().hex[:7].upper()}"
+
+
+@dataclass
+class TrackerProcess:
+    process: subprocess.Popen[bytes]
+    url: str
+    log_path: Path
+
+
+def start_tracker(tmp: Path, prefix: str, group: str, **env: str) -> TrackerProcess:
+    """``ivmtr-stream track`` in a process of its own, once it answers /healthz."""
+    port = free_port()
+    log_path = tmp / f"tracker-{port}.log"
+    environment = {
+        **os.environ,
+        "IVMTR_TOPIC_PREFIX": prefix,
+        "IVMTR_KAFKA_BOOTSTRAP_SERVERS": BOOTSTRAP,
+        "IVMTR_TRACK_GROUP_ID": group,
+        "IVMTR_TRANSACTIONAL_ID_PREFIX": f"{prefix}txn",
+        "IVMTR_TRACK_PORT": str(port),
+        "IVMTR_LOG_FORMAT": "json",
+        "IVMTR_TOPIC_PARTITIONS": "4",
+        # The simulated mailing is weeks old: without this every piece would be STALLED.
+        "IVMTR_TRACK_STALL_HOURS": "1000000",
+        "IVMTR_TRACK_CHECK_INTERVAL_S": "3600",  # and LATE: the wall clock is tested on its own
+        **env,
+    }
+    with log_path.open("wb") as log_file:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "consumer", "track"],
+            cwd=ROOT,
+            env=environment,
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+        )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"tracker exited with {process.returncode}:\n{log_path.read_text()}")
+        try:
+            if httpx.get(f"{url}/healthz", timeout=2).status_code == 200:
+                return TrackerProcess(process, url, log_path)
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    process.kill()
+    raise RuntimeError(f"tracker did not start:\n{log_path.read_text()}")
+
+
+def stop_tracker(tracker: TrackerProcess) -> None:
+    if tracker.process.poll() is None:
+        tracker.process.terminate()
+        try:
+            tracker.process.wait(30)
+        except subprocess.TimeoutExpired:
+            tracker.process.kill()
+            tracker.process.wait()
+
+
+def wait_ready(tracker: TrackerProcess, within_s: float = 60) -> None:
+    deadline = time.monotonic() + within_s
+    while time.monotonic() < deadline:
+        if httpx.get(f"{tracker.url}/readyz", timeout=2).status_code == 200:
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"tracker not ready:\n{tracker.log_path.read_text()}")

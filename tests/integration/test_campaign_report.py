@@ -20,9 +20,11 @@ from tests.integration.conftest import (
     message_group_id,
     require_broker,
     start_service,
+    start_tracker,
     stop_service,
+    stop_tracker,
 )
-from tests.integration.test_tracker import latest, start_tracker, stop_tracker
+from tests.integration.test_tracker import latest
 
 pytestmark = pytest.mark.kafka
 
