@@ -108,7 +108,6 @@ class Tracker:
         self._ready = asyncio.Event()
         self._stopping = asyncio.Event()
         self._next_check = 0.0
-        self._partition_count = 0
         kafka = config.kafka
         self._consumer = AIOKafkaConsumer(
             bootstrap_servers=kafka.bootstrap_servers,
@@ -158,7 +157,6 @@ class Tracker:
             raise TrackerError(
                 f"the scan topics and the status topic need the same partition count: {shown}"
             )
-        self._partition_count = next(iter(counts.values()))
         self._consumer.subscribe(list(self.config.scan_topics), listener=_Listener(self))
 
     async def ready(self, timeout_s: float) -> None:
@@ -248,8 +246,8 @@ class Tracker:
         """Run one transaction of ``partition``; on failure give the partition up, and take it
         back (fencing, restoring) unless another instance fenced this one out of it."""
         try:
-            await work(partition, *args)
-            self.stats.transactions["committed"] += 1
+            if await work(partition, *args):
+                self.stats.transactions["committed"] += 1
         except Fenced:
             self.stats.transactions["fenced"] += 1
             log.warning(
@@ -266,9 +264,9 @@ class Tracker:
             await self._drop([partition.number])
             self._broken.add(partition.number)
 
-    async def _track(self, partition: _Partition, records: dict[str, list[Any]]) -> None:
+    async def _track(self, partition: _Partition, records: dict[str, list[Any]]) -> bool:
         """One transaction: the scans of one partition folded into statuses, the alerts they
-        raise, and the offsets past them."""
+        raise, and the offsets past them. False when there was nothing new to commit."""
         store = partition.store
         touched: dict[str, dict[str, Any]] = {}
         offsets: dict[tuple[str, int], int] = {}
@@ -301,7 +299,7 @@ class Tracker:
                 counts["applied"] += 1
                 touched[key] = folded
         if not offsets:
-            return
+            return False
         now = self._clock()
         messages: list[KafkaMessage] = []
         kinds: Counter[str] = Counter()
@@ -322,9 +320,11 @@ class Tracker:
         self.stats.scans.update(counts)
         self.stats.alerts.update(kinds)
         self.stats.status_updates += len(encoded)
+        return True
 
-    async def _check(self, partition: _Partition) -> None:
-        """One transaction: the pieces the wall clock changed since the last check."""
+    async def _check(self, partition: _Partition) -> bool:
+        """One transaction: the pieces the wall clock changed since the last check. False when
+        it changed none."""
         now = self._clock()
         store = partition.store
         messages: list[KafkaMessage] = []
@@ -345,12 +345,13 @@ class Tracker:
                 kinds[alert["kind"]] += 1
                 messages.append(self.topics.alerts.message(key, alert))
         if not messages:
-            return
+            return False
         await self._commit(partition, messages, {})
         for key, value, status in encoded:
             store.put(key, value, status)
         self.stats.alerts.update(kinds)
         self.stats.status_updates += len(encoded)
+        return True
 
     async def _commit(
         self,

@@ -188,6 +188,11 @@ async def test_a_mailing_out_of_order_and_repeated_gives_the_statuses_its_scans_
             f'ivmtr_tracker_scans_total{{result="repeated"}} {float(len(values) // 4)}' in metrics
         )
         assert f'ivmtr_tracker_alerts_total{{kind="DELIVERED"}} {float(len(delivered))}' in metrics
+        assert 'ivmtr_tracker_transactions_total{result="failed"} 0.0' in metrics
+        committed = re.search(
+            r'^ivmtr_tracker_transactions_total\{result="committed"\} (\S+)$', metrics, re.M
+        )
+        assert committed is not None and 1 <= float(committed.group(1)) <= len(shuffled)
 
         # The CLI reads the status topic: one piece, and the campaign report.
         piece = sorted(delivered)[0]
