@@ -38,7 +38,7 @@ from consumer.core.pipeline import DeadLetter, MessagePipeline, ScanEvent
 from consumer.ingest.routing import scan_topics
 from consumer.service import record_shapes
 from consumer.simulator import MailingSpec, generate_records
-from producer import TopicTable
+from producer import TopicTable, TrackTopics
 from producer.errors import PublishError
 from producer.registry import (
     IncompatibleSchema,
@@ -328,8 +328,10 @@ def test_schemas_cli_registers_and_checks_against_the_registry(
     registered = runner.invoke(schemas, ["register", *options])
     assert registered.exit_code == 0, registered.output
     rows = [line.split("\t") for line in registered.output.splitlines()]
+    # the service's topics, then the tracker's
     assert [row[:2] for row in rows] == [
-        [topic.name, f"{topic.name}-value"] for topic in TopicTable.build(prefix)
+        [topic.name, f"{topic.name}-value"]
+        for topic in (*TopicTable.build(prefix), *TrackTopics.build(prefix))
     ]
     assert runner.invoke(schemas, ["register", *options]).output == registered.output
 
