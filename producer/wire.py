@@ -31,6 +31,7 @@ __all__ = [
     "SingleObjectDecoder",
     "WireHeader",
     "confluent_schema_id",
+    "plain_schema",
     "read_header",
 ]
 
@@ -122,18 +123,57 @@ def confluent_schema_id(data: bytes) -> int:
     return header.registry_id
 
 
+def plain_schema(writer: Mapping[str, Any]) -> Any:
+    """``writer`` (a fastavro-parsed schema) without its logical types, parsed: the same
+    encoding, read as plain integers instead of datetimes and dates."""
+    named: Mapping[str, Any] = writer.get("__named_schemas", {})
+    defined: set[str] = set()
+
+    def walk(node: Any) -> Any:
+        if isinstance(node, str):
+            if node in named and node not in defined:
+                return walk(named[node])
+            return node
+        if isinstance(node, list):
+            return [walk(branch) for branch in node]
+        kind = node["type"]
+        if kind == "record":
+            defined.add(node["name"])
+            fields = [{**f, "type": walk(f["type"])} for f in node["fields"]]
+            return {"type": "record", "name": node["name"], "fields": fields}
+        if kind in ("enum", "fixed"):
+            defined.add(node["name"])
+            return {k: v for k, v in node.items() if k != "doc"}
+        if kind == "array":
+            return {"type": "array", "items": walk(node["items"])}
+        if kind == "map":
+            return {"type": "map", "values": walk(node["values"])}
+        return kind  # a primitive, its logical type dropped
+
+    return fastavro.parse_schema(walk(dict(writer)))
+
+
 class SingleObjectDecoder:
     """Decodes values of any of the given schemas, in either framing.
 
     Single-object values are matched by fingerprint against ``schemas``; Confluent values
-    by id against ``registry_ids``.
+    by id against ``registry_ids``. With ``plain``, logical types are not applied:
+    timestamps and dates come back as the integers they are encoded as.
     """
 
     def __init__(
-        self, schemas: Iterable[Schema], registry_ids: Mapping[int, Schema] | None = None
+        self,
+        schemas: Iterable[Schema],
+        registry_ids: Mapping[int, Schema] | None = None,
+        *,
+        plain: bool = False,
     ) -> None:
         self._by_fingerprint = {schema.fingerprint: schema for schema in schemas}
         self._by_registry_id = dict(registry_ids or {})
+        self._readers: dict[str, Any] = {}
+        if plain:
+            for schema in (*self._by_fingerprint.values(), *self._by_registry_id.values()):
+                self._readers[schema.name] = plain_schema(schema.parsed)
 
     def _schema_and_body(self, data: bytes) -> tuple[Schema, int]:
         header = read_header(data)
@@ -154,6 +194,12 @@ class SingleObjectDecoder:
         """The schema a value was written with; ValueError when it is not one of ours."""
         return self._schema_and_body(data)[0]
 
-    def __call__(self, data: bytes) -> Any:
+    def read(self, data: bytes) -> tuple[Schema, Any]:
+        """The writer schema of a value and the value; ValueError when it is not one of
+        ours, EOFError (or another error of fastavro's) when it is cut short."""
         schema, body_start = self._schema_and_body(data)
-        return fastavro.schemaless_reader(io.BytesIO(data[body_start:]), schema.parsed, None)
+        writer = self._readers.get(schema.name, schema.parsed)
+        return schema, fastavro.schemaless_reader(io.BytesIO(data[body_start:]), writer, None)
+
+    def __call__(self, data: bytes) -> Any:
+        return self.read(data)[1]

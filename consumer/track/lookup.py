@@ -6,8 +6,10 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from consumer.service import registered_schemas
 from consumer.settings import Settings
 from consumer.tail.reader import TailError, tail_topic
+from consumer.track.service import partition_count
 from producer import TrackTopics
 from producer.kafka import partition_for
 
@@ -21,8 +23,6 @@ class PieceNotTracked(Exception):
 async def _statuses(
     settings: Settings, partitions: list[int] | None = None
 ) -> AsyncIterator[tuple[str, Any]]:
-    from consumer.service import registered_schemas
-
     track = TrackTopics.build(settings.topic_prefix)
     registry_ids = await registered_schemas(settings, track)
     try:
@@ -50,8 +50,6 @@ async def latest_statuses(settings: Settings) -> dict[str, Any]:
 
 async def piece_status(settings: Settings, tracking_code: str) -> Any:
     """The latest status of one piece (PieceNotTracked when there is none)."""
-    from consumer.track.service import partition_count
-
     topic = TrackTopics.build(settings.topic_prefix).piece_status.name
     count = await partition_count(settings.kafka_bootstrap_servers, topic)
     if count is None:

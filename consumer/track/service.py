@@ -10,6 +10,8 @@ import asyncio
 from typing import Any
 
 import structlog
+import uvicorn
+from aiokafka import AIOKafkaConsumer
 from aiokafka.errors import KafkaError
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.applications import Starlette
@@ -17,6 +19,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from consumer.http.server import QuietServer
+from consumer.service import kafka_config, registered_schemas, registry_config, topic_specs
 from consumer.settings import Settings
 from consumer.track.alerts import AlertRules
 from consumer.track.metrics import tracker_registry
@@ -76,8 +80,6 @@ class TrackService:
             ) from exc
 
     async def _start(self) -> None:
-        from consumer.service import kafka_config, registered_schemas, registry_config, topic_specs
-
         settings = self.settings
         readers: dict[int, Schema] = {}
         registry = registry_config(settings)
@@ -139,10 +141,6 @@ class TrackService:
             await asyncio.gather(task, return_exceptions=True)
 
     async def _serve(self) -> None:
-        import uvicorn
-
-        from consumer.http.server import QuietServer
-
         assert self.tracker is not None
         settings = self.settings
         config = uvicorn.Config(
@@ -192,8 +190,6 @@ def track_app(tracker: Tracker) -> Starlette:
 
 async def partition_count(bootstrap_servers: str, topic: str) -> int | None:
     """Partition count of an existing topic; None when it does not exist."""
-    from aiokafka import AIOKafkaConsumer
-
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap_servers)
     try:
         await consumer.start()

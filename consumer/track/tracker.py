@@ -84,7 +84,7 @@ class _Partition:
 
 
 class Tracker:
-    """Explicit ``start()``, ``run()`` until ``stop()``; ``ready()`` once partitions are taken."""
+    """Explicit ``start()``, ``run()`` until ``stop()``; ``is_ready`` once partitions are taken."""
 
     def __init__(
         self,
@@ -158,11 +158,6 @@ class Tracker:
                 f"the scan topics and the status topic need the same partition count: {shown}"
             )
         self._consumer.subscribe(list(self.config.scan_topics), listener=_Listener(self))
-
-    async def ready(self, timeout_s: float) -> None:
-        """Wait until the group dealt this instance its partitions and their state is back."""
-        async with asyncio.timeout(timeout_s):
-            await self._ready.wait()
 
     async def run(self) -> None:
         """Consume, track and publish until ``stop()``."""
