@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install kafka kafka-stop registry registry-stop topics run test lint bench clean
+.PHONY: install kafka kafka-stop registry registry-stop system-packages topics run test lint bench clean
 
 # native/ is the compiled fast path (Rust, built by maturin with cargo from crates.io).
 NATIVE_SOURCES := native/Cargo.toml native/pyproject.toml native/ivmtr_native.pyi $(wildcard native/src/*.rs)
@@ -31,6 +31,10 @@ registry:
 registry-stop:
 	scripts/registry stop
 
+# Prometheus (promtool) and Chromium, real peers of the observability and report tests.
+system-packages:
+	scripts/system-packages
+
 topics: install kafka
 	$(BIN)/ivmtr-stream topics create
 
@@ -44,7 +48,7 @@ run: install kafka topics $(FEEDS)
 	@echo "push with: curl -u demo:$$(cat $(FEEDS).password) ..."
 	IVMTR_FEEDS_FILE=$(FEEDS) $(BIN)/ivmtr-stream serve
 
-test: install kafka registry
+test: install kafka registry system-packages
 	cd native && cargo test
 	$(BIN)/python -m pytest
 	scripts/aiokafka-seam
