@@ -17,6 +17,7 @@ import httpx
 import structlog
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
@@ -28,7 +29,12 @@ from consumer.feeds import FEED_NAME
 from consumer.http.admission import Admission
 from consumer.http.auth import FeedAuthenticator
 from consumer.http.body import timed_body
-from consumer.http.errors import json_response, refusal_response, status_of
+from consumer.http.errors import (
+    json_response,
+    refusal_response,
+    routing_error_response,
+    status_of,
+)
 from consumer.http.forward import HOP_HEADER, BodyTee, Forwarder, HopSigner, body_head
 from consumer.http.openapi import openapi_document
 from consumer.http.server import InternalListener
@@ -282,6 +288,11 @@ def create_app(settings: Settings, service: IngestService | None = None) -> Star
         )
         return refusal_response(exc, request_id, settings.retry_after_s)
 
+    async def not_routed(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, HTTPException)
+        request_id = request.headers.get("x-request-id") or uuid.uuid4().hex
+        return routing_error_response(exc, request.method, request.url.path, request_id)
+
     async def metrics_endpoint(request: Request) -> Response:
         return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
@@ -307,6 +318,6 @@ def create_app(settings: Settings, service: IngestService | None = None) -> Star
             Route("/metrics", metrics_endpoint, methods=["GET"]),
             Route("/openapi.json", openapi, methods=["GET"]),
         ],
-        exception_handlers={IngestError: refused},
+        exception_handlers={IngestError: refused, HTTPException: not_routed},
         lifespan=lifespan,
     )

@@ -11,6 +11,7 @@ from http import HTTPStatus
 from typing import Any, Final
 
 import orjson
+from starlette.exceptions import HTTPException
 from starlette.responses import Response
 
 from consumer.errors import (
@@ -27,7 +28,14 @@ from consumer.errors import (
 )
 from consumer.feeds import Forbidden, Unauthorized
 
-__all__ = ["HTTP_STATUS", "WWW_AUTHENTICATE", "json_response", "refusal_response", "status_of"]
+__all__ = [
+    "HTTP_STATUS",
+    "WWW_AUTHENTICATE",
+    "json_response",
+    "refusal_response",
+    "routing_error_response",
+    "status_of",
+]
 
 WWW_AUTHENTICATE: Final = 'Basic realm="ivmtr-stream", charset="UTF-8"'
 """The challenge sent with every 401 (RFC 7617; credentials are decoded as UTF-8)."""
@@ -75,3 +83,36 @@ def refusal_response(error: IngestError, request_id: str, retry_after_s: int) ->
         # A 401 without a challenge is not valid HTTP (RFC 9110 15.5.2).
         headers["www-authenticate"] = WWW_AUTHENTICATE
     return json_response({**error.body(), "request_id": request_id}, status_of(error), headers)
+
+
+ROUTING_ERRORS: Final[Mapping[int, str]] = {
+    HTTPStatus.NOT_FOUND: "not_found",
+    HTTPStatus.METHOD_NOT_ALLOWED: "method_not_allowed",
+}
+"""Error codes of the answers Starlette's router gives before any endpoint runs."""
+
+
+def routing_error_response(
+    error: HTTPException, method: str, path: str, request_id: str
+) -> Response:
+    """The JSON answer to a request no endpoint takes: an unknown path, or a wrong method.
+
+    Starlette answers those in plain text; every answer of this service is the same JSON
+    error body, so a client (or IV-MTR's retry logic) never has to parse two shapes.
+    """
+    code = ROUTING_ERRORS.get(error.status_code, "http_error")
+    shown = path if len(path) <= 200 else path[:200] + "…"
+    if error.status_code == HTTPStatus.NOT_FOUND:
+        detail = (
+            f"no endpoint at {shown}; messages are pushed to POST /v1/feeds/{{feed}} "
+            "(see /openapi.json)"
+        )
+    elif error.status_code == HTTPStatus.METHOD_NOT_ALLOWED:
+        allowed = (error.headers or {}).get("allow", "")
+        detail = f"{method} is not allowed on {shown}; allowed: {allowed}"
+    else:
+        detail = str(error.detail)
+    headers = {**(error.headers or {}), "x-request-id": request_id}
+    return json_response(
+        {"error": code, "detail": detail, "request_id": request_id}, error.status_code, headers
+    )

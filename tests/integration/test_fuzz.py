@@ -843,6 +843,37 @@ def test_damaged_bodies(service: Service, http: httpx.Client, kafka: Kafka) -> N
     assert len(ledger.answers) >= 2, ledger.answers
 
 
+@pytest.mark.parametrize(
+    ("method", "path", "status", "code"),
+    [
+        ("GET", "/nope", 404, "not_found"),
+        ("POST", "/v1/feeds", 404, "not_found"),
+        ("POST", "/v1/feeds/fuzz/extra", 404, "not_found"),
+        ("GET", "/v1/feeds/fuzz", 405, "method_not_allowed"),
+        ("PUT", "/v1/feeds/fuzz", 405, "method_not_allowed"),
+        ("POST", "/healthz", 405, "method_not_allowed"),
+        ("DELETE", "/metrics", 405, "method_not_allowed"),
+    ],
+)
+def test_unknown_routes_and_methods_answer_the_json_error(
+    http: httpx.Client, method: str, path: str, status: int, code: str
+) -> None:
+    """Starlette's own 404/405 come in the same JSON error body as every other answer."""
+    response = http.request(method, path, headers={"x-request-id": f"route-{status}"})
+    assert response.status_code == status, response.text
+    payload = assert_error_body(response)
+    assert payload["error"] == code
+    assert payload["request_id"] == f"route-{status}"
+    assert path in payload["detail"]
+    if status == 405:
+        # RFC 9110 15.5.6: a 405 lists the methods the resource takes.
+        allowed = {m.strip() for m in response.headers["allow"].split(",")}
+        assert method not in allowed and allowed & {"GET", "POST"}
+        assert method in payload["detail"]
+    generated = http.request(method, path)
+    assert len(assert_error_body(generated)["request_id"]) == 32  # one made up when none is sent
+
+
 # --------------------------------------------------------------------------- 3. schemathesis
 
 
