@@ -8,7 +8,12 @@ from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-__all__ = ["Metrics"]
+from consumer.errors import Unavailable
+
+__all__ = ["KAFKA_ERROR_CODES", "Metrics"]
+
+# The codes ``ivmtr_kafka_errors_total`` counts (consumer.http.app counts Unavailable only).
+KAFKA_ERROR_CODES = (Unavailable.code,)
 
 _LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
 
@@ -36,6 +41,12 @@ class _Sampled(Collector):
             "to recognise re-sent messages.",
             "ivmtr_owned_delivery_slots": "Delivery slots the slot group dealt this process "
             "and it holds a producer for (not found fenced out of by another process).",
+            "ivmtr_auth_checks_running": "Password checks (scrypt) on the password-check "
+            "threads now.",
+            "ivmtr_auth_checks_waiting": "Password checks waiting for a password-check thread "
+            "(past IVMTR_AUTH_HASH_QUEUE pushes get 503 auth_busy).",
+            "ivmtr_auth_tracked_clients": "Client addresses with failed password checks on "
+            "record (at most IVMTR_AUTH_TRACKED_CLIENTS).",
         }
         values = self._read()
         for name, text in helps.items():
@@ -73,6 +84,20 @@ class _Sampled(Collector):
                 "reason",
                 "Transactions aborted: duplicate (a re-sent message) or failed (anything "
                 "else, fencing included).",
+            ),
+            "ivmtr_auth_failures": (
+                "feed",
+                "Wrong passwords found by a password check (scrypt), by feed.",
+            ),
+            "ivmtr_auth_throttled": (
+                None,
+                "Pushes answered 429 too_many_failures without a password check: their client "
+                "address was locked out after failed checks.",
+            ),
+            "ivmtr_auth_lockouts": (
+                None,
+                "Times a client address was locked out (IVMTR_AUTH_FAILURE_LIMIT failures "
+                "within IVMTR_AUTH_FAILURE_WINDOW_S).",
             ),
         }
         counts = self._counters()
@@ -141,6 +166,10 @@ class Metrics:
             ["error"],
             registry=registry,
         )
+        # The error codes are a closed set: exported at 0 from the start, so that a rate of
+        # them is 0 rather than no data on a service that has had no Kafka error yet.
+        for code in KAFKA_ERROR_CODES:
+            self.kafka_errors.labels(code)
         self.message_problems = Counter(
             "ivmtr_message_problems",
             "Count mismatches and conflicts reported in receipts (the data is published).",
