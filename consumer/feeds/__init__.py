@@ -4,13 +4,13 @@ A feeds file (TOML, see ``examples/feeds.toml``) names every feed, i.e. the ``{f
 of ``POST /v1/feeds/{feed}``. ``load_feeds`` reads and checks it once at start-up;
 ``authorize`` then decides each request from plain values (no HTTP framework here).
 
-    model       Feed, FeedTable, load_feeds, parse_feeds: the file and its checks
-    campaigns   the ``[[campaigns]]`` rules of the file
+    model       Feed, FeedTable, load_feeds, parse_feeds: the file, as the service uses it
+    schema      the file's pydantic models: every check, every mistake named by key path
     networks    allowed networks, trusted proxies, X-Forwarded-For: client_address
     passwords   scrypt hashes, verify_password and the cache of successes
     access      authorize, basic_credentials, credentials_cached: one request's check
     dev         generate_dev_credentials: a development feeds file
-    errors      FeedsFileError, Unauthorized, Forbidden
+    errors      FeedsFileError (with each FeedsFileProblem), Unauthorized, Forbidden
 
 Only ``load_feeds`` and ``generate_dev_credentials`` touch the file system; everything
 else is pure apart from the verification cache.
@@ -18,7 +18,7 @@ else is pure apart from the verification cache.
 
 from consumer.feeds.access import authorize, basic_credentials, credentials_cached
 from consumer.feeds.dev import DEV_FEED, DEV_USER, generate_dev_credentials, password_file
-from consumer.feeds.errors import FeedsFileError, Forbidden, Unauthorized
+from consumer.feeds.errors import FeedsFileError, FeedsFileProblem, Forbidden, Unauthorized
 from consumer.feeds.model import (
     DEAD_LETTERS,
     FEED_NAME,
@@ -40,6 +40,7 @@ __all__ = [
     "Feed",
     "FeedTable",
     "FeedsFileError",
+    "FeedsFileProblem",
     "Forbidden",
     "IPAddress",
     "IPNetwork",

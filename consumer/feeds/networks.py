@@ -10,40 +10,10 @@ from __future__ import annotations
 import ipaddress
 from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network
 
-from consumer.feeds.errors import FeedsFileError
-
-__all__ = ["IPAddress", "IPNetwork", "client_address", "in_any", "parse_networks"]
+__all__ = ["IPAddress", "IPNetwork", "client_address", "in_any"]
 
 IPAddress = IPv4Address | IPv6Address
 IPNetwork = IPv4Network | IPv6Network
-
-
-def parse_networks(
-    value: object, where: str, feed: str | None, *, allow_empty: bool = False
-) -> tuple[IPNetwork, ...]:
-    """The networks of a list of CIDR strings at ``where`` in the feeds file.
-
-    FeedsFileError for anything else, and for an empty list unless ``allow_empty``.
-    """
-    if not isinstance(value, list):
-        raise FeedsFileError(where, "must be a list of CIDR strings", feed=feed)
-    if not value and not allow_empty:
-        # An empty list would refuse every client, which is never what was meant.
-        raise FeedsFileError(
-            where, "is empty, which would refuse every client; leave it out to allow any", feed=feed
-        )
-    networks: list[IPNetwork] = []
-    for index, item in enumerate(value):
-        if not isinstance(item, str):
-            raise FeedsFileError(f"{where}[{index}]", "must be a CIDR string", feed=feed)
-        try:
-            # strict: "10.1.2.3/8" is refused rather than silently widened to 10.0.0.0/8.
-            networks.append(ipaddress.ip_network(item.strip(), strict=True))
-        except ValueError as exc:
-            raise FeedsFileError(
-                f"{where}[{index}]", f"{item!r} is not an IPv4/IPv6 network: {exc}", feed=feed
-            ) from exc
-    return tuple(networks)
 
 
 def _address(text: str) -> IPAddress | None:
