@@ -1,8 +1,12 @@
 """Play USPS IV-MTR for one mailing: plan it, move its pieces through the network, emit the records.
 
-Everything here is pure and deterministic: one `random.Random(spec.seed)` drives every choice
-(UUIDs included) and no wall clock is read, so the same `MailingSpec` always yields the same
-records.
+Everything here is pure and deterministic: two random streams seeded from ``spec.seed`` drive
+every choice (UUIDs included) and no wall clock is read, so the same `MailingSpec` always yields
+the same records. The *fates* stream decides what happens (which scans each container, tray,
+bundle and piece gets); the main stream decides the plan and everything else (times, machines,
+identifiers). Because fates draw from their own stream, `count_records` can replay them alone,
+a few draws per piece, and know a mailing's record count without generating its records: an
+IV-MTR message group states ``totRecCnt`` in its first message.
 
 How a mailing is modelled (ivmtr.md §1, §4; imb.md §1.1, §4):
 
@@ -18,8 +22,8 @@ How a mailing is modelled (ivmtr.md §1, §4; imb.md §1.1, §4):
 
 Records are generated lazily, one container at a time: first the container's own records, then
 each tray's records together with its bundles' and pieces' records, sorted by scan time. So each
-object's records come in scan-time order, and the stream looks like a feed that interleaves
-objects.
+object's records come in scan-time order, the stream looks like a feed that interleaves objects,
+and memory holds one container's fates and one tray's records, whatever the mailing's size.
 
 Opcodes other than 004, 146, 517, 538, 918 and 919 (confirmed in ivmtr.md §4.2) are background
 knowledge (LOW confidence), as are the tray label layout, CINs and the 873 handling-unit opcode.
@@ -33,6 +37,7 @@ from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
+from itertools import islice
 from typing import NamedTuple, TypeVar
 from zoneinfo import ZoneInfo
 
@@ -46,10 +51,12 @@ __all__ = [
     "MailingSpec",
     "bundle_records",
     "container_records",
+    "count_records",
     "format_scan_datetime",
     "generate_records",
     "handling_unit_records",
     "message_group",
+    "message_stream",
     "new_message_group_id",
     "parse_scan_datetime",
     "piece_records",
@@ -235,8 +242,20 @@ def generate_records(spec: MailingSpec) -> Iterator[dict[str, object]]:
     mailing = _plan(spec, rng)
     bases = _serial_bases(mailing.jobs, rng)
     counters = {job.mid: _new_counters(job, bases[job.mid], rng) for job in mailing.jobs}
-    for container in mailing.containers:
-        yield from _container_chunk(spec, mailing, container, counters[container.job.mid], rng)
+    fates = _container_fates(spec, mailing)
+    for container, fate in zip(mailing.containers, fates, strict=True):
+        yield from _container_chunk(
+            spec, mailing, container, fate, counters[container.job.mid], rng
+        )
+
+
+def count_records(spec: MailingSpec) -> int:
+    """How many records `generate_records(spec)` yields, without generating them.
+
+    Replays only the fates (which scans happen), so it costs a small fraction of generating.
+    """
+    mailing = _plan(spec, random.Random(spec.seed))
+    return sum(fate.records for fate in _container_fates(spec, mailing))
 
 
 def record_kind(record: dict[str, object]) -> RecordKind:
@@ -283,23 +302,52 @@ def message_group(
     records there is one empty message. Without `msg_grp_id` one is made from `seed` and the
     latest scan time (so it stays deterministic).
     """
-    if message_size < 1:
-        raise ValueError("message_size must be >= 1")
     events = list(records)
     if msg_grp_id is None:
         msg_grp_id = new_message_group_id(random.Random(seed), _group_time(events))
-    chunks = [events[i : i + message_size] for i in range(0, len(events), message_size)] or [[]]
-    return [
-        {
+    return list(
+        message_stream(
+            events, total_records=len(events), message_size=message_size, msg_grp_id=msg_grp_id
+        )
+    )
+
+
+def message_stream(
+    records: Iterable[dict[str, object]],
+    *,
+    total_records: int,
+    message_size: int,
+    msg_grp_id: str,
+) -> Iterator[dict[str, object]]:
+    """The envelopes of one message group, made lazily as `records` are drawn.
+
+    Every envelope states totMsgCnt and totRecCnt, so `total_records` (see `count_records`)
+    must be known up front; records beyond it, or fewer, raise ValueError (a group whose
+    envelopes lied about their totals would be no test of the service).
+    """
+    if message_size < 1:
+        raise ValueError("message_size must be >= 1")
+    if total_records < 0:
+        raise ValueError("total_records must be >= 0")
+    total_messages = max(1, -(-total_records // message_size))
+    events = iter(records)
+    sent = 0
+    for number in range(1, total_messages + 1):
+        wanted = min(message_size, total_records - sent)
+        chunk = list(islice(events, wanted))
+        sent += len(chunk)
+        if len(chunk) < wanted:
+            raise ValueError(f"only {sent} of the {total_records} records promised")
+        if number == total_messages and next(events, None) is not None:
+            raise ValueError(f"more than the {total_records} records promised")
+        yield {
             "msgGrpId": msg_grp_id,
             "msgSerNbr": number,
-            "totMsgCnt": len(chunks),
+            "totMsgCnt": total_messages,
             "recCnt": len(chunk),
-            "totRecCnt": len(events),
+            "totRecCnt": total_records,
             "events": chunk,
         }
-        for number, chunk in enumerate(chunks, start=1)
-    ]
 
 
 def new_message_group_id(rng: random.Random, now: datetime) -> str:
@@ -504,6 +552,211 @@ def _new_counters(job: _Job, serial_base: int, rng: random.Random) -> _Counters:
 
 
 # ---------------------------------------------------------------------------------------------
+# Fates: what happens to each container, tray, bundle and piece, drawn from their own stream
+
+# A container or tray scan: None when it does not happen, else its opcode ("" when unassigned).
+_UnitScan = str | None
+
+
+class _BundleFate(NamedTuple):
+    size: int
+    bi: str  # Flats Barcode ID: its first digit is the presort level
+    scanned: bool  # gets a 146 bundle scan
+
+    @property
+    def carrier_route(self) -> bool:
+        return self.bi == _CARRIER_ROUTE_BI
+
+
+class _PieceFate(NamedTuple):
+    enriched: bool  # matched to eDoc
+    routing_length: int  # digits of routing code in its IMb
+    operations: frozenset[_Op]  # the machine scans (A events) it gets
+    logical_delivery: bool  # gets a 517
+    assumed: int  # AA events it inherits from its container's, tray's and bundle's scans
+
+    @property
+    def records(self) -> int:
+        return len(self.operations) + self.logical_delivery + self.assumed
+
+
+@dataclass(frozen=True)
+class _TrayFate:
+    # mixed: (arrive at origin,); direct: (depart, arrive), or () when it stays at the origin
+    scans: tuple[_UnitScan, ...]
+    bundles: tuple[_BundleFate, ...]  # flats only
+    pieces: tuple[_PieceFate, ...]  # in `_tray_slots` order
+
+    @property
+    def records(self) -> int:
+        bundles = sum(bundle.scanned for bundle in self.bundles)
+        return _happening(self.scans) + bundles + sum(piece.records for piece in self.pieces)
+
+
+@dataclass(frozen=True)
+class _ContainerFate:
+    scans: tuple[_UnitScan, _UnitScan]  # entered at USPS, enroute arrive
+    trays: tuple[_TrayFate, ...]
+
+    @property
+    def records(self) -> int:
+        return _happening(self.scans) + sum(tray.records for tray in self.trays)
+
+
+def _container_fates(spec: MailingSpec, mailing: _Mailing) -> Iterator[_ContainerFate]:
+    """Each container's fate in plan order, drawn lazily from the mailing's fates stream."""
+    rng = random.Random(f"{spec.seed}:fates")  # str seeds hash with SHA-512: stable across runs
+    for plan in mailing.containers:
+        scans = (
+            _unit_scan(spec, _P_CONTAINER_ENTERED, _P_EMPTY_CONTAINER_OPCODE, rng),
+            _unit_scan(spec, _P_CONTAINER_ARRIVE, _P_EMPTY_CONTAINER_OPCODE, rng),
+        )
+        parents = _with_opcode(scans)
+        trays = tuple(_tray_fate(spec, mailing.origin, tray, parents, rng) for tray in plan.trays)
+        yield _ContainerFate(scans, trays)
+
+
+def _tray_fate(
+    spec: MailingSpec, origin: Facility, tray: _TrayPlan, parents: int, rng: random.Random
+) -> _TrayFate:
+    if tray.mixed:
+        possible = 1
+    elif tray.dests[0][0] is origin:
+        possible = 0  # a direct tray for the origin plant never leaves it
+    else:
+        possible = 2
+    scans = tuple(
+        _unit_scan(spec, _P_TRAY_SCAN, _P_EMPTY_TRAY_OPCODE, rng) for _ in range(possible)
+    )
+    parents += _with_opcode(scans)
+    bundles = _bundle_fates(spec, tray, rng)
+    pieces = tuple(
+        _piece_fate(
+            spec, tray, dest, origin, bundles[index] if index is not None else None, parents, rng
+        )
+        for dest, index, _ in _tray_slots(tray, bundles)
+    )
+    return _TrayFate(scans, bundles, pieces)
+
+
+def _bundle_fates(
+    spec: MailingSpec, tray: _TrayPlan, rng: random.Random
+) -> tuple[_BundleFate, ...]:
+    if tray.shape != FLAT:
+        return ()
+    sizes: list[int] = []
+    left = tray.pieces
+    while left:
+        size = min(left, rng.randint(8, 25))
+        sizes.append(size)
+        left -= size
+    levels: Sequence[tuple[str, int]]
+    if tray.mixed:
+        levels = _FLAT_BI_MIXED
+    else:
+        levels = _FLAT_BI_DIRECT if spec.bundles else _FLAT_BI_DIRECT[1:]
+    return tuple(
+        _BundleFate(size, _weighted(rng, levels), spec.bundles and rng.random() < _P_BUNDLE_SCAN)
+        for size in sizes
+    )
+
+
+def _piece_fate(
+    spec: MailingSpec,
+    tray: _TrayPlan,
+    dest: Facility,
+    origin: Facility,
+    bundle: _BundleFate | None,
+    parents: int,
+    rng: random.Random,
+) -> _PieceFate:
+    """Which scans one piece gets; `parents` counts its container's and tray's scans with an op."""
+    enriched = rng.random() < spec.edoc_share
+    routing_length = _weighted(rng, _ROUTING_LENGTHS)
+    letter = tray.shape == LETTER
+    chances: list[tuple[_Op, float]] = []
+    if tray.mixed:
+        if letter:
+            chances.append((_CANCEL, _P_CANCEL))
+        chances.append((_LETTER_OUT_PRIMARY if letter else _FLAT_OUT_PRIMARY, _P_OUT_PRIMARY))
+        if letter:
+            chances.append((_LETTER_OUT_SECONDARY, _P_OUT_SECONDARY))
+    if _skips_destination_sort(spec, tray.mixed, bundle):
+        pass
+    elif letter:
+        chances.extend(
+            (
+                (_LETTER_IN_PRIMARY, _P_IN_PRIMARY),
+                (_LETTER_IN_SECONDARY, _P_IN_SECONDARY),
+                (_DPS_FIRST_PASS, _P_DPS_FIRST),
+                (_DPS_SECOND_PASS, _P_DPS_SECOND),
+            )
+        )
+    else:
+        chances.extend(
+            (
+                (_FLAT_IN_PRIMARY, _P_IN_PRIMARY),
+                (_FLAT_IN_SECONDARY, _P_IN_SECONDARY),
+                (_FSS, _P_FSS),
+            )
+        )
+    operations = frozenset(op for op, chance in chances if rng.random() < chance)
+    bundle_scanned = bundle is not None and bundle.scanned
+    # A 517 needs a last processing operation at the delivering plant: a DPS pass or FSS (always
+    # there), or the AA event of a 146 bundle scan made there (direct trays, or mixed trays whose
+    # pieces stay at the origin).
+    lpo_at_dest = any(op.code in LPO_OPCODES for op in operations) or (
+        enriched and bundle_scanned and (not tray.mixed or dest is origin)
+    )
+    logical = enriched and lpo_at_dest and routing_length >= 5 and rng.random() < _P_LDE
+    assumed = parents + bundle_scanned if enriched else 0
+    return _PieceFate(enriched, routing_length, operations, logical, assumed)
+
+
+def _skips_destination_sort(spec: MailingSpec, mixed: bool, bundle: _BundleFate | None) -> bool:
+    # A carrier-route bundle in a direct tray goes to the carrier unopened.
+    return spec.bundles and bundle is not None and bundle.carrier_route and not mixed
+
+
+def _tray_slots(
+    tray: _TrayPlan, bundles: Sequence[_BundleFate]
+) -> Iterator[tuple[Facility, int | None, bool]]:
+    """Each piece's place in `tray`: destination, bundle index (flats), whether it tops it."""
+    index, left = -1, 0
+    for dest, count in tray.dests:
+        for _ in range(count):
+            if tray.shape != FLAT:
+                yield dest, None, False
+                continue
+            top = left == 0
+            if top:
+                index += 1
+                left = bundles[index].size
+            left -= 1
+            yield dest, index, top
+
+
+def _unit_scan(spec: MailingSpec, p_scan: float, p_empty: float, rng: random.Random) -> _UnitScan:
+    if not (spec.trays and rng.random() < p_scan):
+        return None
+    return _opcode(rng, p_empty)
+
+
+def _opcode(rng: random.Random, p_empty: float) -> str:
+    # Unassigned operations leave scanEventCode empty on trays and containers (ivmtr.md §1.2).
+    return "" if rng.random() < p_empty else HANDLING_UNIT_SCAN
+
+
+def _happening(scans: Iterable[_UnitScan]) -> int:
+    return sum(scan is not None for scan in scans)
+
+
+def _with_opcode(scans: Iterable[_UnitScan]) -> int:
+    # Assumed events need a parent scan with an operation: a blank opcode gives pieces nothing.
+    return sum(bool(scan) for scan in scans)
+
+
+# ---------------------------------------------------------------------------------------------
 # Scans: the in-memory form of one event before it becomes a JSON record
 
 
@@ -614,13 +867,13 @@ class _TrayIds:
     dest_zip: str
     processing_code: str
     edoc_container_id: str
-    bundle_sizes: tuple[int, ...]  # flats only
 
 
 def _container_chunk(
     spec: MailingSpec,
     mailing: _Mailing,
     plan: _ContainerPlan,
+    fate: _ContainerFate,
     counters: _Counters,
     rng: random.Random,
 ) -> Iterator[dict[str, object]]:
@@ -634,28 +887,11 @@ def _container_chunk(
     imcb = f"99M{job.mid}{imcb_serial}"
 
     scans: list[_ParentScan] = []
-    if spec.trays and rng.random() < _P_CONTAINER_ENTERED:
-        scans.append(
-            _ParentScan(
-                entered,
-                origin,
-                _opcode(rng, _P_EMPTY_CONTAINER_OPCODE),
-                "Entered at USPS",
-                "SV",
-                PHASE_1,
-            )
-        )
-    if spec.trays and rng.random() < _P_CONTAINER_ARRIVE:
-        scans.append(
-            _ParentScan(
-                at_plant,
-                origin,
-                _opcode(rng, _P_EMPTY_CONTAINER_OPCODE),
-                "Enroute Arrive",
-                "IMDAS",
-                PHASE_1,
-            )
-        )
+    entered_op, arrive_op = fate.scans
+    if entered_op is not None:
+        scans.append(_ParentScan(entered, origin, entered_op, "Entered at USPS", "SV", PHASE_1))
+    if arrive_op is not None:
+        scans.append(_ParentScan(at_plant, origin, arrive_op, "Enroute Arrive", "IMDAS", PHASE_1))
     tray_ids = [_next_tray_ids(mailing, job, tray, counters, rng) for tray in plan.trays]
 
     if scans:
@@ -670,7 +906,7 @@ def _container_chunk(
             "edocContainerZip": origin.zip5,
             **edoc,
             "appointmentId": str(rng.randint(10**9, 10**10 - 1)),
-            "bundleCount": sum(len(ids.bundle_sizes) for ids in tray_ids),
+            "bundleCount": sum(len(tray.bundles) for tray in fate.trays),
             "trayCount": len(plan.trays),
             "pieceCount": letters + flats,
             "mailClassDescription": job.mail_class,
@@ -684,13 +920,8 @@ def _container_chunk(
             }
 
     context = _ContainerContext(job, imcb, container_id, tuple(scans), entered, at_plant)
-    for tray, ids in zip(plan.trays, tray_ids, strict=True):
-        yield from _tray_chunk(spec, mailing, tray, ids, context, counters, rng)
-
-
-def _opcode(rng: random.Random, p_empty: float) -> str:
-    # Unassigned operations leave scanEventCode empty on trays and containers (ivmtr.md §1.2).
-    return "" if rng.random() < p_empty else HANDLING_UNIT_SCAN
+    for tray, ids, tray_fate in zip(plan.trays, tray_ids, fate.trays, strict=True):
+        yield from _tray_chunk(spec, mailing, tray, ids, tray_fate, context, counters, rng)
 
 
 def _next_tray_ids(
@@ -706,22 +937,7 @@ def _next_tray_ids(
     processing_code = "1" if rng.random() < 0.95 else "7"
     # LOW-confidence layout (imb.md §5): ZIP5 + CIN + 3-digit processing code + MID + serial.
     imtb = f"{dest_zip}{cin}{processing_code:0>3}{job.mid}{serial}"
-    bundle_sizes: list[int] = []
-    if tray.shape == FLAT:
-        left = tray.pieces
-        while left:
-            size = min(left, rng.randint(8, 25))
-            bundle_sizes.append(size)
-            left -= size
-    return _TrayIds(
-        imtb,
-        serial,
-        cin,
-        dest_zip,
-        processing_code,
-        f"{counters.edoc_container:06d}",
-        tuple(bundle_sizes),
-    )
+    return _TrayIds(imtb, serial, cin, dest_zip, processing_code, f"{counters.edoc_container:06d}")
 
 
 def _edoc_fields(spec: MailingSpec, job: _Job) -> dict[str, object]:
@@ -807,15 +1023,10 @@ class _Piece:
 
 @dataclass(frozen=True)
 class _Bundle:
-    size: int
-    bi: str
+    fate: _BundleFate
     package_id: str
     scan: _ParentScan | None
     machine: int
-
-    @property
-    def carrier_route(self) -> bool:
-        return self.bi == _CARRIER_ROUTE_BI
 
 
 class _Stop(NamedTuple):
@@ -830,6 +1041,7 @@ def _tray_chunk(
     mailing: _Mailing,
     tray: _TrayPlan,
     ids: _TrayIds,
+    fate: _TrayFate,
     ctx: _ContainerContext,
     counters: _Counters,
     rng: random.Random,
@@ -840,18 +1052,10 @@ def _tray_chunk(
     opened = ctx.at_plant + _seconds(rng, 10, 40)  # mixed trays: opened at origin
     arrival = opened  # direct trays: when they reach the destination plant
     if tray.mixed:
-        if spec.trays and rng.random() < _P_TRAY_SCAN:
+        (arrive_op,) = fate.scans
+        if arrive_op is not None:
             at = ctx.at_plant + _seconds(rng, 2, 9)
-            scans.append(
-                _ParentScan(
-                    at,
-                    origin,
-                    _opcode(rng, _P_EMPTY_TRAY_OPCODE),
-                    "Enroute Arrive",
-                    scanner,
-                    PHASE_1,
-                )
-            )
+            scans.append(_ParentScan(at, origin, arrive_op, "Enroute Arrive", scanner, PHASE_1))
     else:
         dest = tray.dests[0][0]
         if dest is origin:
@@ -859,27 +1063,14 @@ def _tray_chunk(
         else:
             depart = ctx.at_plant + _seconds(rng, 60, 240)
             arrival = depart + _transit(origin, dest, rng)
-            if spec.trays and rng.random() < _P_TRAY_SCAN:
+            depart_op, arrive_op = fate.scans
+            if depart_op is not None:
                 scans.append(
-                    _ParentScan(
-                        depart,
-                        origin,
-                        _opcode(rng, _P_EMPTY_TRAY_OPCODE),
-                        "Enroute Depart",
-                        scanner,
-                        PHASE_1,
-                    )
+                    _ParentScan(depart, origin, depart_op, "Enroute Depart", scanner, PHASE_1)
                 )
-            if spec.trays and rng.random() < _P_TRAY_SCAN:
+            if arrive_op is not None:
                 scans.append(
-                    _ParentScan(
-                        arrival,
-                        dest,
-                        _opcode(rng, _P_EMPTY_TRAY_OPCODE),
-                        "Enroute Arrive",
-                        scanner,
-                        PHASE_2,
-                    )
+                    _ParentScan(arrival, dest, arrive_op, "Enroute Arrive", scanner, PHASE_2)
                 )
 
     out: list[tuple[datetime, dict[str, object]]] = []
@@ -897,7 +1088,7 @@ def _tray_chunk(
             "edocParentContainerId": ctx.edoc_container_id if edoc else "",
             "edocParentContainerImcb": ctx.imcb if edoc else "",
             **edoc,
-            "bundleCount": len(ids.bundle_sizes),
+            "bundleCount": len(fate.bundles),
             "pieceCount": tray.pieces,
             "mailClassDescription": job.mail_class,
             "mailShapeDescription": tray.shape,
@@ -909,44 +1100,32 @@ def _tray_chunk(
     # Assumed events need a parent scan with an operation; a blank opcode gives the piece nothing
     # to show, so we only derive AA events from scans that carry one.
     parents = tuple(s for s in (*ctx.scans, *scans) if s.opcode)
-    bundles = _bundles(spec, tray, ids, origin, opened, arrival, counters, rng)
+    bundles = _bundles(tray, fate.bundles, origin, opened, arrival, counters, rng)
     stops: dict[Facility, _Stop] = {}
-    bundle_iter = iter(bundles)
-    bundle: _Bundle | None = None
-    left_in_bundle = 0
-    for dest, count in tray.dests:
+    slots = _tray_slots(tray, fate.bundles)
+    for (dest, index, top), piece_fate in zip(slots, fate.pieces, strict=True):
         if dest not in stops:
             if tray.mixed:
                 # Origin processing takes up to ~5.5 hours, then the pieces travel in USPS trays.
                 stops[dest] = _Stop(dest, opened + timedelta(hours=6) + _transit(origin, dest, rng))
             else:
                 stops[dest] = _Stop(dest, arrival)
-        for _ in range(count):
-            top = False
-            if tray.shape == FLAT:
-                if left_in_bundle == 0:
-                    bundle = next(bundle_iter)
-                    left_in_bundle = bundle.size
-                    top = True
-                left_in_bundle -= 1
-            piece = _make_piece(spec, job, tray, dest, counters, bundle, rng)
-            if top and bundle is not None and bundle.scan is not None:
-                out.append(
-                    (bundle.scan.instant, _bundle_record(spec, piece, bundle, ids, ctx, rng))
-                )
-            journey = _journey(
-                spec, piece, tray.mixed, origin, opened, stops[dest], parents, bundle, rng
-            )
-            out.extend(_piece_records(spec, piece, journey, ids, ctx, origin, rng))
+        bundle = bundles[index] if index is not None else None
+        piece = _make_piece(job, tray, dest, counters, bundle, piece_fate, rng)
+        if top and bundle is not None and bundle.scan is not None:
+            out.append((bundle.scan.instant, _bundle_record(spec, piece, bundle, ids, ctx, rng)))
+        journey = _journey(
+            spec, piece, piece_fate, tray.mixed, origin, opened, stops[dest], parents, bundle, rng
+        )
+        out.extend(_piece_records(spec, piece, journey, ids, ctx, origin, rng))
     out.sort(key=lambda item: item[0])
     for _, record in out:
         yield record
 
 
 def _bundles(
-    spec: MailingSpec,
     tray: _TrayPlan,
-    ids: _TrayIds,
+    fates: Sequence[_BundleFate],
     origin: Facility,
     opened: datetime,
     arrival: datetime,
@@ -954,15 +1133,11 @@ def _bundles(
     rng: random.Random,
 ) -> list[_Bundle]:
     bundles: list[_Bundle] = []
-    for size in ids.bundle_sizes:
+    for fate in fates:
         counters.package += 1
-        if tray.mixed:
-            bi = _weighted(rng, _FLAT_BI_MIXED)
-        else:
-            bi = _weighted(rng, _FLAT_BI_DIRECT if spec.bundles else _FLAT_BI_DIRECT[1:])
         scan: _ParentScan | None = None
         machine = rng.randint(1, 4)
-        if spec.bundles and rng.random() < _P_BUNDLE_SCAN:
+        if fate.scanned:
             # Mixed trays: bundles are broken at origin before the pieces are sorted (70+ min);
             # direct trays: on the bundle sorter at the destination.
             if tray.mixed:
@@ -974,42 +1149,41 @@ def _bundles(
                 scan = _ParentScan(
                     arrival + _seconds(rng, 20, 60), where, BUNDLE_SCAN, "", "", PHASE_2
                 )
-        bundles.append(_Bundle(size, bi, f"{counters.package:06d}", scan, machine))
+        bundles.append(_Bundle(fate, f"{counters.package:06d}", scan, machine))
     return bundles
 
 
 def _make_piece(
-    spec: MailingSpec,
     job: _Job,
     tray: _TrayPlan,
     dest: Facility,
     counters: _Counters,
     bundle: _Bundle | None,
+    fate: _PieceFate,
     rng: random.Random,
 ) -> _Piece:
-    enriched = rng.random() < spec.edoc_share
-    stid = _weighted(rng, _STIDS[(job.mail_class, enriched)])
+    stid = _weighted(rng, _STIDS[(job.mail_class, fate.enriched)])
     counters.serial += 1
     zip5 = rng.choice(dest.zip3s) + f"{rng.randint(1, 99):02d}"
     full_routing = f"{zip5}{rng.randint(1, 9999):04d}{rng.randint(0, 99):02d}"
-    routing_length = _weighted(rng, _ROUTING_LENGTHS)
     return _Piece(
-        bi=bundle.bi if bundle is not None else "00",
+        bi=bundle.fate.bi if bundle is not None else "00",
         stid=stid,
         mid=job.mid,
         serial=f"{counters.serial:0{15 - len(job.mid)}d}",
-        routing=full_routing[:routing_length],
+        routing=full_routing[: fate.routing_length],
         zip5=zip5,
         dest=dest,
         shape=tray.shape,
         mail_class=job.mail_class,
-        enriched=enriched,
+        enriched=fate.enriched,
     )
 
 
 def _journey(
     spec: MailingSpec,
     piece: _Piece,
+    fate: _PieceFate,
     mixed: bool,
     origin: Facility,
     opened: datetime,
@@ -1022,13 +1196,14 @@ def _journey(
     # Assumed and logical events need eDoc (IV-MTR API FAQ, Q4): raw pieces get neither.
     scans = [_assumed(p) for p in parents] if piece.enriched else []
     letter = piece.shape == LETTER
+    happens = fate.operations
     if mixed:
-        if letter and rng.random() < _P_CANCEL:
+        if _CANCEL in happens:
             scans.append(_actual(_CANCEL, opened + _seconds(rng, 5, 60), origin, rng))
         primary = _LETTER_OUT_PRIMARY if letter else _FLAT_OUT_PRIMARY
-        if rng.random() < _P_OUT_PRIMARY:
+        if primary in happens:
             scans.append(_actual(primary, opened + _seconds(rng, 70, 180), origin, rng))
-        if letter and rng.random() < _P_OUT_SECONDARY:
+        if _LETTER_OUT_SECONDARY in happens:
             scans.append(
                 _actual(_LETTER_OUT_SECONDARY, opened + _seconds(rng, 200, 330), origin, rng)
             )
@@ -1037,41 +1212,42 @@ def _journey(
 
     dest, zone = stop.facility, stop.facility.zone
     last = stop.ready
-    if spec.bundles and bundle is not None and bundle.carrier_route and not mixed:
+    if bundle is not None and _skips_destination_sort(spec, mixed, bundle.fate):
         # A carrier-route bundle goes to the carrier unopened: its 146 scan is the last operation.
         last = bundle.scan.instant if bundle.scan is not None else stop.ready
     elif letter:
         primary_at = stop.ready + _seconds(rng, 90, 360)
-        if rng.random() < _P_IN_PRIMARY:
+        if _LETTER_IN_PRIMARY in happens:
             scans.append(_actual(_LETTER_IN_PRIMARY, primary_at, dest, rng))
         secondary_at = primary_at + _seconds(rng, 30, 180)
-        if rng.random() < _P_IN_SECONDARY:
+        if _LETTER_IN_SECONDARY in happens:
             scans.append(_actual(_LETTER_IN_SECONDARY, secondary_at, dest, rng))
         first_pass = _in_window(secondary_at + timedelta(minutes=30), zone, 20, 6, rng)
         machine = rng.randint(1, _DPS_FIRST_PASS.machines)  # both DPS passes run on one DBCS
-        if rng.random() < _P_DPS_FIRST:
+        if _DPS_FIRST_PASS in happens:
             scans.append(_actual(_DPS_FIRST_PASS, first_pass, dest, rng, machine))
         last = first_pass + _seconds(rng, 90, 200)
-        if rng.random() < _P_DPS_SECOND:
+        if _DPS_SECOND_PASS in happens:
             scans.append(_actual(_DPS_SECOND_PASS, last, dest, rng, machine))
     else:
         primary_at = stop.ready + _seconds(rng, 90, 360)
-        if rng.random() < _P_IN_PRIMARY:
+        if _FLAT_IN_PRIMARY in happens:
             scans.append(_actual(_FLAT_IN_PRIMARY, primary_at, dest, rng))
         secondary_at = primary_at + _seconds(rng, 30, 180)
-        if rng.random() < _P_IN_SECONDARY:
+        if _FLAT_IN_SECONDARY in happens:
             scans.append(_actual(_FLAT_IN_SECONDARY, secondary_at, dest, rng))
         last = _in_window(secondary_at + timedelta(minutes=30), zone, 19, 7, rng)
-        if rng.random() < _P_FSS:
+        if _FSS in happens:
             scans.append(_actual(_FSS, last, dest, rng))
     scans.sort(key=lambda s: s.instant)
 
     delivered = _in_window(last + timedelta(hours=3), zone, 7, 3, rng)
-    # The last processing operation at the delivering plant decides the LDE inventory method.
-    lpo = next(
-        (s.opcode for s in reversed(scans) if s.opcode in LPO_OPCODES and s.facility is dest), None
-    )
-    if piece.enriched and lpo is not None and len(piece.routing) >= 5 and rng.random() < _P_LDE:
+    if fate.logical_delivery:
+        # The last processing operation at the delivering plant decides the LDE inventory method;
+        # `_piece_fate` grants a 517 only to pieces that have one.
+        lpo = next(
+            s.opcode for s in reversed(scans) if s.opcode in LPO_OPCODES and s.facility is dest
+        )
         mode = _weighted(rng, _LDE_MODES)
         if mode == "PO Box":
             trigger = "PO Box Distribution Complete"
