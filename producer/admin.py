@@ -6,9 +6,11 @@ import asyncio
 import contextlib
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
+from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import TopicAlreadyExistsError
+from aiokafka.errors import KafkaTimeoutError, TopicAlreadyExistsError
 
 from producer.kafka import kafka_errors
 
@@ -70,17 +72,60 @@ async def ensure_topics(
             with contextlib.suppress(TopicAlreadyExistsError):
                 # Another replica may create the same topic at the same moment.
                 await admin.create_topics(new_topics)
-            await _wait_for_metadata(admin, [spec.name for spec in wanted], timeout_ms / 1000)
+            await _wait_for_leaders(
+                admin, bootstrap_servers, [spec.name for spec in wanted], timeout_ms / 1000
+            )
     finally:
         with contextlib.suppress(Exception):
             await admin.close()
     return [spec.name for spec in wanted]
 
 
-async def _wait_for_metadata(admin: AIOKafkaAdminClient, names: list[str], within_s: float) -> None:
+async def _wait_for_leaders(
+    admin: AIOKafkaAdminClient, bootstrap_servers: str, names: list[str], within_s: float
+) -> None:
+    """Wait until every partition of ``names`` has a leader that answers.
+
+    A new topic is listed, and even described with leaders, before those leaders serve
+    it: a reader started then is told NotLeaderForPartition, which aiokafka logs at error
+    level before it retries, so every start that created topics logged errors. Asking
+    each partition's end offset the way ``end_offsets`` does retries quietly until all
+    answer; it costs a few hundred milliseconds, once, when topics are created.
+    """
     loop = asyncio.get_running_loop()
     deadline = loop.time() + within_s
+    described: list[dict[str, Any]] = []
     while loop.time() < deadline:
-        if set(names) <= set(await admin.list_topics()):
-            return
+        described = await admin.describe_topics(names)
+        if all(_has_leaders(topic) for topic in described):
+            break
         await asyncio.sleep(0.1)
+    else:
+        return
+    partitions = [
+        TopicPartition(topic["topic"], partition["partition"])
+        for topic in described
+        for partition in topic["partitions"]
+    ]
+    probe = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap_servers,
+        enable_auto_commit=False,
+        request_timeout_ms=max(1000, int((deadline - loop.time()) * 1000)),
+    )
+    await probe.start()
+    try:
+        # A timeout leaves the readers to retry, as before; it is not an error here.
+        with contextlib.suppress(KafkaTimeoutError):
+            await probe.end_offsets(partitions)
+    finally:
+        await probe.stop()
+
+
+def _has_leaders(topic: dict[str, Any]) -> bool:
+    """Whether a described topic exists and each of its partitions has a leader."""
+    partitions = topic.get("partitions") or []
+    return (
+        topic.get("error_code") == 0
+        and bool(partitions)
+        and all(p.get("error_code") == 0 and p.get("leader", -1) >= 0 for p in partitions)
+    )
