@@ -9,8 +9,9 @@ from typing import Any
 
 import orjson
 import structlog
+from aiokafka.errors import KafkaError
 
-__all__ = ["configure_logging", "redact_secrets"]
+__all__ = ["RetriedKafkaErrors", "configure_logging", "redact_secrets"]
 
 _SECRET_KEYS = frozenset({"authorization", "password", "secret", "token", "proxy-authorization"})
 
@@ -21,6 +22,32 @@ def redact_secrets(_: Any, __: str, event: MutableMapping[str, Any]) -> MutableM
         if key.lower() in _SECRET_KEYS:
             event[key] = "***"
     return event
+
+
+class RetriedKafkaErrors(logging.Filter):
+    """Log aiokafka's errors that it retries by itself as warnings, not errors.
+
+    aiokafka logs a retriable error (a coordinator not yet elected on a fresh broker, a
+    partition leader moving, a connection dropped) at error level and then retries it;
+    most heal within a second. An operator reading error lines should find only what
+    needs them: when retrying does not help, the service's own lines and metrics say so
+    (``kafka_unavailable`` answers, ``ivmtr_kafka_connected``).
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno == logging.ERROR and record.name.startswith("aiokafka"):
+            args = record.args if isinstance(record.args, tuple) else ()
+            if any(_is_retriable(arg) for arg in args):
+                record.levelno, record.levelname = logging.WARNING, "WARNING"
+        return True
+
+
+def _is_retriable(value: object) -> bool:
+    """Whether ``value`` is a Kafka error (instance or class) that is retried."""
+    is_error = isinstance(value, KafkaError) or (
+        isinstance(value, type) and issubclass(value, KafkaError)
+    )
+    return is_error and bool(getattr(value, "retriable", False))
 
 
 def _dumps(value: Any, **_: Any) -> str:
@@ -63,6 +90,7 @@ def configure_logging(level: str = "INFO", fmt: str = "auto") -> None:
             processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer],
         )
     )
+    handler.addFilter(RetriedKafkaErrors())
     root = logging.getLogger()
     root.handlers = [handler]
     root.setLevel(logging.getLevelNamesMapping()[level])

@@ -2,12 +2,23 @@
 
 from __future__ import annotations
 
+import uuid
+from pathlib import Path
+
 import httpx
 import orjson
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.integration.conftest import Service, message_group_id
+from tests.integration.conftest import (
+    Service,
+    message_group_id,
+    start_service,
+    start_tracker,
+    stop_service,
+    stop_tracker,
+    wait_ready,
+)
 from tests.integration.test_ingest import BAD_PIECE, LDE, PIECE, TRAY, envelope, push
 
 pytestmark = pytest.mark.kafka
@@ -93,3 +104,43 @@ async def test_one_json_log_line_per_message_with_its_request_id(
 async def test_health_and_readiness(client: httpx.AsyncClient) -> None:
     assert (await client.get("/healthz")).json() == {"status": "ok"}
     assert (await client.get("/readyz")).json() == {"status": "ready"}
+
+
+def logged_lines(text: str) -> list[dict[str, object]]:
+    return [orjson.loads(line) for line in text.split("\n") if line.startswith("{")]
+
+
+async def test_a_healthy_start_logs_nothing_above_info(tmp_path: Path) -> None:
+    """Fresh topics, a push, a tracker: no error lines, and no warnings of ours but one.
+
+    New topics are listed, and described with leaders, before those leaders serve them;
+    readers started then were told NotLeaderForPartition, which aiokafka logs at error
+    level. ensure_topics now waits until every partition answers. (On a broker that never
+    had a consumer group, aiokafka's retried GroupCoordinatorNotAvailable is a warning.)
+    """
+    prefix = f"start-{uuid.uuid4().hex[:8]}."
+    service = start_service(tmp_path, prefix)
+    try:
+        tracker = start_tracker(tmp_path, prefix, f"{prefix}track")
+        try:
+            wait_ready(tracker)
+            async with httpx.AsyncClient(base_url=service.url, timeout=60) as client:
+                body = orjson.dumps(envelope([PIECE, TRAY], message_group_id()))
+                assert (await push(client, body, feed="start")).status_code == 200
+        finally:
+            stop_tracker(tracker)
+    finally:
+        stop_service(service)
+    service_lines = logged_lines(service.logs())
+    tracker_lines = logged_lines(tracker.log_path.read_text(errors="replace"))
+    assert any(line["event"] == "topics created" for line in service_lines)
+    assert any(line["event"] == "message published" for line in service_lines)
+    lines = service_lines + tracker_lines
+    assert [line for line in lines if line["level"] not in ("debug", "info", "warning")] == []
+    warnings = [line for line in lines if line["level"] == "warning"]
+    assert [
+        line
+        for line in warnings
+        if "insecure development mode" not in str(line["event"]).lower()
+        and not str(line.get("logger", "")).startswith("aiokafka")
+    ] == []
