@@ -6,15 +6,19 @@ import re
 from pathlib import Path
 
 import yaml
+from pydantic_settings import BaseSettings
 
+from consumer.api.settings import ApiSettings
 from consumer.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[1]
 README = (ROOT / "README.md").read_text()
 
 
-def _default(name: str) -> str:
-    field = Settings.model_fields[name]
+def _default(name: str, settings: type[BaseSettings] = Settings) -> str:
+    field = settings.model_fields[name]
+    if field.is_required():
+        return "required"
     value = field.default_factory() if field.default_factory is not None else field.default  # type: ignore[call-arg]
     if isinstance(value, bool):
         return str(value).lower()
@@ -30,6 +34,9 @@ def _default(name: str) -> str:
 def test_every_setting_is_documented_with_its_default() -> None:
     rows = dict(re.findall(r"^\| `(IVMTR_[A-Z0-9_]+)` \| `([^`]*)` \|", README, re.MULTILINE))
     expected = {f"IVMTR_{name.upper()}": _default(name) for name in Settings.model_fields}
+    expected |= {
+        ApiSettings.env_name(name): _default(name, ApiSettings) for name in ApiSettings.model_fields
+    }
     assert rows == expected
 
 
@@ -44,6 +51,20 @@ def test_compose_runs_the_service_against_its_kafka() -> None:
     ].removeprefix("PLAINTEXT://")
     assert kafka["image"].startswith("apache/kafka:4.")
     assert kafka["environment"]["KAFKA_TRANSACTION_STATE_LOG_MIN_ISR"] == "1"
+
+
+def test_one_kafka_and_one_registry_version_everywhere() -> None:
+    """docker-compose runs the very broker and registry the scripts fetch from Maven."""
+    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    pom = (ROOT / "scripts" / "kafka-broker" / "pom.xml").read_text()
+    (kafka_version,) = re.findall(r"<kafka\.version>([^<]+)</kafka\.version>", pom)
+    assert compose["services"]["kafka"]["image"] == f"apache/kafka:{kafka_version}"
+    (registry_version,) = re.findall(
+        r'VERSION="\$\{REGISTRY_VERSION:-([^}]+)\}"',
+        (ROOT / "scripts" / "registry").read_text(),
+    )
+    registry_image = compose["services"]["registry"]["image"]
+    assert registry_image == f"apicurio/apicurio-registry:{registry_version}"
 
 
 def test_compose_runs_a_tracker_over_the_service_topics() -> None:
