@@ -202,6 +202,52 @@ class Settings(BaseSettings):
     )
     tls_cert_file: Path | None = Field(None, description="Serve HTTPS with this certificate (PEM).")
     tls_key_file: Path | None = Field(None, description="Private key of tls_cert_file (PEM).")
+    auth_failure_limit: int = Field(
+        10,
+        ge=1,
+        description="Failed password checks from one client address (IPv6: its /64) within "
+        "auth_failure_window_s after which it is locked out: answered 429 without a check.",
+    )
+    auth_failure_window_s: float = Field(
+        60.0, gt=0, description="The window failed password checks are counted in."
+    )
+    auth_lockout_s: float = Field(
+        60.0,
+        gt=0,
+        description="The first lockout of a client address; each further one doubles, up to "
+        "auth_lockout_max_s.",
+    )
+    auth_lockout_max_s: float = Field(
+        3600.0,
+        gt=0,
+        description="The longest lockout; an address's failures are forgotten twice this long "
+        "after its last one (a success forgets nothing).",
+    )
+    auth_tracked_clients: int = Field(
+        100_000,
+        ge=1,
+        description="Most client addresses whose failures are kept (about 200 bytes each); "
+        "past it the least recently failing is forgotten.",
+    )
+    auth_hash_threads: int = Field(
+        2,
+        ge=1,
+        le=64,
+        description="Threads of their own that check passwords (scrypt, ~16 MiB each), apart "
+        "from the ingest work; valid credentials are checked once, then cached.",
+    )
+    auth_hash_queue: int = Field(
+        16,
+        ge=0,
+        description="Password checks that may wait for those threads; more get 503 auth_busy.",
+    )
+    auth_refusal_delay_s: float = Field(
+        1.0,
+        ge=0,
+        le=30,
+        description="How long a refusal made without a password check (429, 503 auth_busy) is "
+        "held before it is sent, so a client ignoring Retry-After cannot ask again at once.",
+    )
 
     # Limits
     max_body_bytes: int = Field(
@@ -231,6 +277,12 @@ class Settings(BaseSettings):
     log_format: Literal["auto", "json", "console"] = Field(
         "auto", description="auto: console on a terminal, JSON lines otherwise."
     )
+
+    @model_validator(mode="after")
+    def _lockouts(self) -> Settings:
+        if self.auth_lockout_s > self.auth_lockout_max_s:
+            raise ValueError("IVMTR_AUTH_LOCKOUT_S must not exceed IVMTR_AUTH_LOCKOUT_MAX_S")
+        return self
 
     @model_validator(mode="after")
     def _tls_pair(self) -> Settings:

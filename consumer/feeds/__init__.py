@@ -10,6 +10,8 @@ of ``POST /v1/feeds/{feed}``. ``load_feeds`` reads and checks it once at start-u
     passwords   scrypt hashes, verify_password and the cache of successes
     access      authorize, basic_credentials, credentials_cached: one request's check
     dev         generate_dev_credentials: a development feeds file
+    throttle    FailureThrottle: failed checks per client address, lockouts;
+                TooManyFailures
     errors      FeedsFileError (with each FeedsFileProblem), Unauthorized, Forbidden
 
 Only ``load_feeds`` and ``generate_dev_credentials`` touch the file system; everything
@@ -30,6 +32,7 @@ from consumer.feeds.model import (
 )
 from consumer.feeds.networks import IPAddress, IPNetwork, client_address
 from consumer.feeds.passwords import clear_verification_cache, hash_password, verify_password
+from consumer.feeds.throttle import FailureThrottle, ThrottlePolicy, TooManyFailures, client_key
 
 __all__ = [
     "DEAD_LETTERS",
@@ -37,6 +40,7 @@ __all__ = [
     "DEV_USER",
     "FEED_NAME",
     "TOPIC_KEYS",
+    "FailureThrottle",
     "Feed",
     "FeedTable",
     "FeedsFileError",
@@ -44,11 +48,14 @@ __all__ = [
     "Forbidden",
     "IPAddress",
     "IPNetwork",
+    "ThrottlePolicy",
+    "TooManyFailures",
     "Unauthorized",
     "authorize",
     "basic_credentials",
     "clear_verification_cache",
     "client_address",
+    "client_key",
     "credentials_cached",
     "generate_dev_credentials",
     "hash_password",

@@ -8,6 +8,8 @@ errors raised anywhere on that way are answered by one Starlette exception handl
 from __future__ import annotations
 
 import contextlib
+import logging
+import math
 import ssl
 import time
 import uuid
@@ -25,9 +27,9 @@ from starlette.routing import Route
 from consumer.core.content import decoded_body
 from consumer.core.status import MessageStatus
 from consumer.errors import IngestError, Unavailable, UnknownFeed, UnsupportedMediaType
-from consumer.feeds import FEED_NAME
+from consumer.feeds import FEED_NAME, FailureThrottle, ThrottlePolicy, TooManyFailures
 from consumer.http.admission import Admission
-from consumer.http.auth import FeedAuthenticator
+from consumer.http.auth import FeedAuthenticator, PasswordCheckPool
 from consumer.http.body import timed_body
 from consumer.http.errors import (
     json_response,
@@ -91,7 +93,24 @@ def _hop_client(settings: Settings) -> httpx.AsyncClient:
 def create_app(settings: Settings, service: IngestService | None = None) -> Starlette:
     """Build the application; Kafka is connected by the lifespan, not here."""
     service = service or IngestService(settings)
-    authenticator = FeedAuthenticator(service.feeds)
+    authenticator = FeedAuthenticator(
+        service.feeds,
+        throttle=FailureThrottle(
+            ThrottlePolicy(
+                failure_limit=settings.auth_failure_limit,
+                window_s=settings.auth_failure_window_s,
+                lockout_s=settings.auth_lockout_s,
+                max_lockout_s=settings.auth_lockout_max_s,
+                max_clients=settings.auth_tracked_clients,
+            )
+        ),
+        pool=PasswordCheckPool(
+            settings.auth_hash_threads,
+            settings.auth_hash_queue,
+            retry_after_s=max(1, math.ceil(settings.auth_refusal_delay_s)),
+        ),
+        refusal_delay_s=settings.auth_refusal_delay_s,
+    )
     admission = Admission(
         max_requests=settings.max_concurrent_requests,
         max_bytes=settings.max_inflight_bytes,
@@ -106,6 +125,18 @@ def create_app(settings: Settings, service: IngestService | None = None) -> Star
             "ivmtr_inflight_records": float(admission.records),
         }
     )
+    metrics.sample(
+        lambda: {
+            "ivmtr_auth_checks_running": float(authenticator.pool.running),
+            "ivmtr_auth_checks_waiting": float(authenticator.pool.waiting),
+            "ivmtr_auth_tracked_clients": float(len(authenticator.throttle)),
+        },
+        lambda: {
+            "ivmtr_auth_failures": authenticator.failures_by_feed,
+            "ivmtr_auth_throttled": {"": authenticator.throttled},
+            "ivmtr_auth_lockouts": {"": authenticator.throttle.lockouts},
+        },
+    )
 
     signer = HopSigner(service.feeds)
     forwarder = Forwarder(_hop_client(settings), signer, settings.replica_id)
@@ -116,6 +147,7 @@ def create_app(settings: Settings, service: IngestService | None = None) -> Star
         # that other processes received (consumer.http.forward).
         listener = InternalListener(app, settings)
         try:
+            authenticator.start()
             if service.spool is None:
                 service.advertise(await listener.start())
             await service.start()
@@ -131,6 +163,7 @@ def create_app(settings: Settings, service: IngestService | None = None) -> Star
             # Messages forwarded to us end first; they need the service.
             await listener.stop()
             await service.stop()
+            authenticator.stop()
             await forwarder.client.aclose()
             log.info("service stopped")
 
@@ -276,7 +309,9 @@ def create_app(settings: Settings, service: IngestService | None = None) -> Star
         metrics.request_seconds.labels(feed, str(int(status))).observe(elapsed)
         if isinstance(exc, Unavailable) and exc.code == "kafka_unavailable":
             metrics.kafka_errors.labels(exc.code).inc()
-        log.warning(
+        # A locked-out client may keep asking; its lockout was logged once, when it began.
+        log.log(
+            logging.DEBUG if isinstance(exc, TooManyFailures) else logging.WARNING,
             "message refused",
             request_id=request_id,
             feed=feed,

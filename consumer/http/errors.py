@@ -26,7 +26,7 @@ from consumer.errors import (
     UnsupportedEncoding,
     UnsupportedMediaType,
 )
-from consumer.feeds import Forbidden, Unauthorized
+from consumer.feeds import Forbidden, TooManyFailures, Unauthorized
 
 __all__ = [
     "HTTP_STATUS",
@@ -52,6 +52,7 @@ HTTP_STATUS: Final[Mapping[type[IngestError], HTTPStatus]] = {
     RequestTimeout: HTTPStatus.REQUEST_TIMEOUT,
     Unauthorized: HTTPStatus.UNAUTHORIZED,
     Forbidden: HTTPStatus.FORBIDDEN,
+    TooManyFailures: HTTPStatus.TOO_MANY_REQUESTS,
     UnknownFeed: HTTPStatus.NOT_FOUND,
     Unavailable: HTTPStatus.SERVICE_UNAVAILABLE,
 }
@@ -75,10 +76,13 @@ def json_response(
 
 
 def refusal_response(error: IngestError, request_id: str, retry_after_s: int) -> Response:
-    """The JSON answer of a refused message: a 503 says when to retry, a 401 how to log in."""
+    """The JSON answer of a refused message: a 503 or 429 says when to retry, a 401 how to
+    log in."""
     headers = {"x-request-id": request_id}
     if isinstance(error, Unavailable):
         headers["retry-after"] = str(error.retry_after or retry_after_s)
+    if isinstance(error, TooManyFailures):
+        headers["retry-after"] = str(error.retry_after)
     if isinstance(error, Unauthorized):
         # A 401 without a challenge is not valid HTTP (RFC 9110 15.5.2).
         headers["www-authenticate"] = WWW_AUTHENTICATE

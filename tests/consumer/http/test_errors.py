@@ -18,7 +18,7 @@ from consumer.errors import (
     UnsupportedEncoding,
     UnsupportedMediaType,
 )
-from consumer.feeds import Forbidden, Unauthorized
+from consumer.feeds import Forbidden, TooManyFailures, Unauthorized
 from consumer.http.admission import Overloaded
 from consumer.http.errors import refusal_response, status_of
 from consumer.ingest.spool import SpoolFull
@@ -37,6 +37,7 @@ from consumer.ingest.spool import SpoolFull
         (RequestTimeout("slow", limit="read_timeout_s"), 408),
         (Unauthorized("no credentials"), 401),
         (Forbidden("10.0.0.1 is not allowed"), 403),
+        (TooManyFailures("locked out", 42), 429),
         (UnknownFeed("no such feed"), 404),
         (Unavailable("Kafka did not commit"), 503),
         (Overloaded("too many requests", 7), 503),
@@ -52,12 +53,15 @@ def test_each_refusal_has_its_status(error: IngestError, status: int) -> None:
     assert body == {**error.body(), "request_id": "req-1"}
     assert body["error"] == error.code and body["detail"] == error.detail
     assert answer.headers["x-request-id"] == "req-1"
-    assert ("retry-after" in answer.headers) == (status == 503)
+    assert ("retry-after" in answer.headers) == (status in (429, 503))
     assert ("www-authenticate" in answer.headers) == (status == 401)
 
 
 def test_retry_after_is_the_errors_own_or_the_services() -> None:
     assert refusal_response(Overloaded("busy", 7), "r", 5).headers["retry-after"] == "7"
+    assert (
+        refusal_response(TooManyFailures("locked out", 42), "r", 5).headers["retry-after"] == "42"
+    )
     assert refusal_response(Unavailable("down"), "r", 5).headers["retry-after"] == "5"
 
 
