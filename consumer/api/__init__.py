@@ -1,9 +1,11 @@
 """Client of the IV-MTR Mail Tracking API (pull): pieces by IMb, partial-IMb lookups.
 
-    async with MailTrackingClient(ApiConfig(username, password)) as client:
+    async with MailTrackingClient(ApiConfig(username=user, password=password)) as client:
         piece = await client.piece("0004069951599001910222082810103")
         records = piece.push_records()   # push-feed shaped, for validation and enrichment
 
+Commands build ``ApiSettings`` (an ApiConfig read from ``IVMTR_API_*`` variables, see
+``consumer.api.settings``) with ``load_api_settings`` and pass it in.
 The local emulator (``consumer.simulator.api_emulator``, Starlette + uvicorn) is not imported here.
 """
 
@@ -26,6 +28,7 @@ from consumer.api.rules import (
     check_piece_query,
     data_window_warnings,
 )
+from consumer.api.settings import ApiSettings, ApiSettingsError, load_api_settings
 
 __all__ = [
     "API_TO_PUSH_FIELDS",
@@ -33,6 +36,8 @@ __all__ = [
     "ApiConfig",
     "ApiError",
     "ApiResponseError",
+    "ApiSettings",
+    "ApiSettingsError",
     "ApiUnavailable",
     "AuthenticationFailed",
     "DataWindowWarning",
@@ -45,5 +50,6 @@ __all__ = [
     "check_lookup_query",
     "check_piece_query",
     "data_window_warnings",
+    "load_api_settings",
     "push_field_name",
 ]

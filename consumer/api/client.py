@@ -28,13 +28,14 @@ import email.utils
 import random
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Final, Literal, Self
 
 import httpx
 import orjson
 import structlog
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
 from consumer.api.models import (
     ApiError,
@@ -83,44 +84,49 @@ _RETRYABLE_NETWORK_ERRORS: Final = (
 )
 
 
-@dataclass(frozen=True, slots=True)
-class ApiConfig:
+class ApiConfig(BaseModel):
     """Credentials, endpoints and retry policy of a MailTrackingClient.
 
-    ``auth_url`` and ``api_url`` override the environment's base URLs (for a proxy or the
-    local emulator). ``retries`` counts retries after the first attempt: up to
-    ``retries + 1`` requests per call. Backoff before retry n (0-based) is
-    ``backoff_s * 2**n``, jittered to 50-100 % and capped at ``max_backoff_s``.
+    Built by hand (tests, library use) or, by the commands, as ``ApiSettings`` from the
+    environment (``consumer.api.settings``); a value out of range is a ValidationError
+    (a ValueError) naming the field. ``auth_url`` and ``api_url`` override the
+    environment's base URLs (for a proxy or the local emulator). ``retries`` counts
+    retries after the first attempt: up to ``retries + 1`` requests per call. Backoff
+    before retry n (0-based) is ``backoff_s * 2**n``, jittered to 50-100 % and capped
+    at ``max_backoff_s``.
     """
 
-    username: str
-    password: str = field(repr=False)
-    environment: Environment = "production"
-    auth_url: str | None = None
-    api_url: str | None = None
-    timeout_s: float = 10.0
-    retries: int = 4
-    backoff_s: float = 0.5
-    max_backoff_s: float = 30.0
-    max_retry_after_s: float = 60.0
-    refresh_margin_s: float = 60.0
-    client_id: str = TOOLKIT_CLIENT_ID
-    scope: str = SCOPE
+    model_config = ConfigDict(frozen=True, extra="forbid")
 
-    def __post_init__(self) -> None:
-        if self.environment not in ENVIRONMENTS:
-            raise ValueError(
-                f"environment must be one of {', '.join(ENVIRONMENTS)}, got {self.environment!r}"
-            )
-        if not self.username or not self.password:
-            raise ValueError("username and password are required (BCG credentials)")
-        if self.timeout_s <= 0:
-            raise ValueError("timeout_s must be > 0")
-        if self.retries < 0:
-            raise ValueError("retries must be >= 0")
-        for name in ("backoff_s", "max_backoff_s", "max_retry_after_s", "refresh_margin_s"):
-            if getattr(self, name) < 0:
-                raise ValueError(f"{name} must be >= 0")
+    username: str = Field(min_length=1, description="BCG user with IV-MTR API access.")
+    password: SecretStr = Field(
+        min_length=1, description="Its password (environment only: kept out of argv)."
+    )
+    environment: Environment = Field(
+        "production", description="USPS environment: production or cat."
+    )
+    auth_url: str | None = Field(None, description="OAuth base URL override, e.g. the emulator's.")
+    api_url: str | None = Field(
+        None, description="Mail Tracking API base URL override, e.g. the emulator's."
+    )
+    timeout_s: float = Field(10.0, gt=0, description="Timeout of each HTTP request.")
+    retries: int = Field(
+        4, ge=0, description="Retries of a request after 5xx, 429 or a network error."
+    )
+    backoff_s: float = Field(
+        0.5, ge=0, description="Backoff before the first retry; doubled for each next one."
+    )
+    max_backoff_s: float = Field(30.0, ge=0, description="Longest backoff between retries.")
+    max_retry_after_s: float = Field(
+        60.0, ge=0, description="Longest Retry-After waited for; a longer one fails at once."
+    )
+    refresh_margin_s: float = Field(
+        60.0, ge=0, description="Seconds before its expiry that the token is refreshed."
+    )
+    client_id: str = Field(
+        TOOLKIT_CLIENT_ID, min_length=1, description="OAuth client_id (the Toolkit's public one)."
+    )
+    scope: str = Field(SCOPE, min_length=1, description="OAuth scope.")
 
     @property
     def resolved_auth_url(self) -> str:
@@ -272,7 +278,7 @@ class MailTrackingClient:
         config = self._config
         return {
             "username": config.username,
-            "password": config.password,
+            "password": config.password.get_secret_value(),
             "grant_type": "authorization",
             "response_type": "token",
             "scope": config.scope,

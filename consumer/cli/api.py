@@ -1,6 +1,7 @@
 """``piece``, ``lookup`` and ``api-emulator``: the IV-MTR Mail Tracking API from the shell.
 
-API settings come from options, else from the environment (``load_api_config``)::
+API settings are ``consumer.api.settings.ApiSettings``: options override ``IVMTR_API_*``
+environment variables (the README's Configuration lists them all)::
 
     IVMTR_API_USERNAME      BCG user with IV-MTR API access       (--username)
     IVMTR_API_PASSWORD      its password (environment only: kept out of argv)
@@ -15,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any, TypeVar
 
@@ -26,57 +26,17 @@ import structlog
 from consumer.api.client import ENVIRONMENTS, ApiConfig, MailTrackingClient
 from consumer.api.models import ApiError, Piece, PieceNotFound, RuleViolation
 from consumer.api.rules import no_single_piece_data
+from consumer.api.settings import ApiSettings, ApiSettingsError, load_api_settings
 
-__all__ = ["ApiConfigError", "api", "api_emulator", "load_api_config", "lookup", "piece"]
+__all__ = ["api", "api_emulator", "api_options", "api_settings", "lookup", "piece"]
 
-ENV_USERNAME = "IVMTR_API_USERNAME"
-ENV_PASSWORD = "IVMTR_API_PASSWORD"
-ENV_ENVIRONMENT = "IVMTR_API_ENVIRONMENT"
-ENV_API_URL = "IVMTR_API_URL"
-ENV_AUTH_URL = "IVMTR_API_AUTH_URL"
+ENV_USERNAME = ApiSettings.env_name("username")
+ENV_PASSWORD = ApiSettings.env_name("password")
+ENV_ENVIRONMENT = ApiSettings.env_name("environment")
+ENV_API_URL = ApiSettings.env_name("api_url")
+ENV_AUTH_URL = ApiSettings.env_name("auth_url")
 
 _F = TypeVar("_F", bound=Callable[..., Any])
-
-
-class ApiConfigError(ValueError):
-    """An API setting is missing or invalid; the message names its variable."""
-
-
-def load_api_config(
-    *,
-    username: str | None = None,
-    password: str | None = None,
-    environment: str | None = None,
-    api_url: str | None = None,
-    auth_url: str | None = None,
-    environ: Mapping[str, str],
-) -> ApiConfig:
-    """Build the ApiConfig from explicit values, falling back to ``IVMTR_API_*`` in ``environ``.
-
-    Empty strings count as unset. Raises ApiConfigError naming the variable at fault.
-    """
-
-    def pick(value: str | None, name: str) -> str | None:
-        return value or environ.get(name) or None
-
-    username = pick(username, ENV_USERNAME)
-    password = pick(password, ENV_PASSWORD)
-    environment = pick(environment, ENV_ENVIRONMENT) or "production"
-    if not username:
-        raise ApiConfigError(f"set {ENV_USERNAME} (or --username): the BCG user name")
-    if not password:
-        raise ApiConfigError(f"set {ENV_PASSWORD}: the BCG password")
-    if environment not in ENVIRONMENTS:
-        raise ApiConfigError(
-            f"{ENV_ENVIRONMENT} must be one of {', '.join(ENVIRONMENTS)}, got {environment!r}"
-        )
-    return ApiConfig(
-        username=username,
-        password=password,
-        environment="cat" if environment == "cat" else "production",
-        api_url=pick(api_url, ENV_API_URL),
-        auth_url=pick(auth_url, ENV_AUTH_URL),
-    )
 
 
 def api_options(command: _F) -> _F:
@@ -96,16 +56,14 @@ def api_options(command: _F) -> _F:
     return command
 
 
-def api_config(options: Mapping[str, str | None]) -> ApiConfig:
+def api_settings(options: Mapping[str, object]) -> ApiSettings:
+    """The API settings of a command: its options (None when not given) over the environment.
+
+    A missing or invalid setting ends the command with exit status 2, naming the variable.
+    """
     try:
-        return load_api_config(
-            username=options.get("username"),
-            environment=options.get("environment"),
-            api_url=options.get("api_url"),
-            auth_url=options.get("auth_url"),
-            environ=os.environ,
-        )
-    except ApiConfigError as exc:
+        return load_api_settings(**options)
+    except ApiSettingsError as exc:
         raise click.UsageError(str(exc)) from exc
 
 
@@ -189,7 +147,7 @@ def piece(imb: str, fmt: str, **options: str | None) -> None:
 
     Field names are the push feed's (camelCase). For a partial IMb use `lookup`.
     """
-    config = api_config(options)
+    config = api_settings(options)
 
     async def query(client: MailTrackingClient) -> Piece | None:
         try:
@@ -232,7 +190,7 @@ def lookup(
 
     MID has 6 digits (9 when it starts with 9); SERIAL makes 15 digits with it.
     """
-    config = api_config(options)
+    config = api_settings(options)
 
     async def query(client: MailTrackingClient) -> list[str]:
         return await client.lookup(mid, serial, stid=stid, routing=routing)

@@ -10,7 +10,7 @@ import click
 import orjson
 from tqdm import tqdm
 
-from consumer.cli.api import api_config, api_options
+from consumer.cli.api import api_options, api_settings
 from consumer.cli.context import cli_settings
 
 __all__ = ["backfill_command"]
@@ -24,11 +24,16 @@ __all__ = ["backfill_command"]
     required=True,
     help="File of full IMbs, one per line ('-' for standard input).",
 )
-@click.option("--concurrency", type=click.IntRange(1, 64), default=4, show_default=True)
+@click.option(
+    "--concurrency",
+    type=click.IntRange(1, 64),
+    default=None,
+    help="Pieces fetched and published at once (IVMTR_API_CONCURRENCY; default 4).",
+)
 @click.option("--feed", default="api", show_default=True, help="Feed name on the events.")
 @api_options
 def backfill_command(
-    imbs_file: IO[str], concurrency: int, feed: str, **options: str | None
+    imbs_file: IO[str], concurrency: int | None, feed: str, **options: str | None
 ) -> None:
     """Publish the API's scans of each IMb as ordinary scan events (source API).
 
@@ -42,7 +47,7 @@ def backfill_command(
     from producer import Publisher, TopicTable
 
     settings = cli_settings()
-    config = api_config(options)
+    config = api_settings({**options, "concurrency": concurrency})
     imbs = [line.strip() for line in imbs_file if line.strip()]
     topics = TopicTable.build(settings.topic_prefix)
 
@@ -61,7 +66,7 @@ def backfill_command(
                 publisher=publisher,
                 route=Routing(topics).route(feed),
                 shapes=record_shapes(),
-                concurrency=concurrency,
+                concurrency=config.concurrency,
                 on_piece=lambda _: progress.update(),
             )
         progress.close()

@@ -102,7 +102,7 @@ def _password_hash(value: str) -> str:
     if not is_password_hash(value):
         raise _mistake(
             "not a scrypt hash produced by `ivmtr-stream hash-password` "
-            "(scrypt$N$r$p$<salt>$<hash>; never a plain password)"
+            "(scrypt$N$r$p$<salt>$<hash>, never a plain password)"
         )
     return value
 

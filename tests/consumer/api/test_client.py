@@ -29,14 +29,7 @@ from consumer.api import (
     PieceNotFound,
     RuleViolation,
 )
-from consumer.cli.api import (
-    ApiConfigError,
-    api,
-    api_emulator,
-    load_api_config,
-    lookup,
-    piece,
-)
+from consumer.cli.api import api, api_emulator, lookup, piece
 from consumer.core.records import RecordKind
 from consumer.core.validate import ValidRecord, validate_record
 from consumer.service import record_shapes
@@ -100,7 +93,7 @@ class Harness:
     def client(self, **config: Any) -> MailTrackingClient:
         options: dict[str, Any] = {"auth_url": AUTH, "api_url": API, **config}
         return MailTrackingClient(
-            ApiConfig(USER, options.pop("password", PASSWORD), **options),
+            ApiConfig(username=USER, password=options.pop("password", PASSWORD), **options),
             transport=self.transport,
             clock=self.clock,
             sleep=self.sleep,
@@ -135,12 +128,12 @@ def canonical(records: list[dict[str, Any]]) -> list[bytes]:
 
 
 def test_config_defaults_and_environments() -> None:
-    production = ApiConfig(USER, PASSWORD)
+    production = ApiConfig(username=USER, password=PASSWORD)
     assert (production.resolved_auth_url, production.resolved_api_url) == (
         "https://services.usps.com/oauth",
         "https://iv.usps.com/ivws_api/informedvisapi",
     )
-    cat = ApiConfig(USER, PASSWORD, environment="cat")
+    cat = ApiConfig(username=USER, password=PASSWORD, environment="cat")
     assert (cat.resolved_auth_url, cat.resolved_api_url) == (
         "https://cat-services.usps.com/oauth",
         "https://qiv.usps.com/ivws_api/informedvisapi",
@@ -148,22 +141,32 @@ def test_config_defaults_and_environments() -> None:
     assert (production.timeout_s, production.retries, production.backoff_s) == (10, 4, 0.5)
     assert production.client_id == "687b8a36-db61-42f7-83f7-11c79bf7785e"
     assert PASSWORD not in repr(production)
-    overridden = ApiConfig(USER, PASSWORD, auth_url=AUTH + "/", api_url=API)
+    overridden = ApiConfig(username=USER, password=PASSWORD, auth_url=AUTH + "/", api_url=API)
     assert (overridden.resolved_auth_url, overridden.resolved_api_url) == (AUTH, API)
 
 
 @pytest.mark.parametrize(
     "bad",
-    [{"environment": "staging"}, {"retries": -1}, {"timeout_s": 0}, {"backoff_s": -1}],
+    [
+        {"environment": "staging"},
+        {"retries": -1},
+        {"timeout_s": 0},
+        {"backoff_s": -1},
+        {"username": ""},
+        {"password": ""},
+        {"colour": "red"},
+    ],
 )
 def test_config_refuses_bad_values(bad: dict[str, Any]) -> None:
-    with pytest.raises(ValueError):
-        ApiConfig(USER, PASSWORD, **bad)
+    with pytest.raises(ValueError) as caught:
+        ApiConfig(**{"username": USER, "password": PASSWORD, **bad})
+    assert next(iter(bad)) in str(caught.value)
 
 
 async def test_production_urls_and_the_references_token_body() -> None:
     h = Harness()
-    config = ApiConfig(USER, PASSWORD)  # no overrides: the real USPS URLs, served by the emulator
+    # No overrides: the real USPS URLs, served by the emulator.
+    config = ApiConfig(username=USER, password=PASSWORD)
     async with MailTrackingClient(config, transport=h.transport) as client:
         await client.piece(IMBS[0])
     login, get = h.transport.requests
@@ -185,7 +188,7 @@ async def test_production_urls_and_the_references_token_body() -> None:
 async def test_cat_environment_urls() -> None:
     h = Harness()
     async with MailTrackingClient(
-        ApiConfig(USER, PASSWORD, environment="cat"), transport=h.transport
+        ApiConfig(username=USER, password=PASSWORD, environment="cat"), transport=h.transport
     ) as client:
         await client.lookup(*mid_serial(IMBS[0]))
     assert [r.url.host for r in h.transport.requests] == ["cat-services.usps.com", "qiv.usps.com"]
@@ -614,7 +617,7 @@ def mock_client(handler: Any) -> MailTrackingClient:
             return httpx.Response(200, json={"access_token": "t", "expires_in": "900"})
         return handler(request)  # type: ignore[no-any-return]
 
-    config = ApiConfig(USER, PASSWORD, auth_url=AUTH, api_url=API)
+    config = ApiConfig(username=USER, password=PASSWORD, auth_url=AUTH, api_url=API)
     return MailTrackingClient(config, transport=httpx.MockTransport(route))
 
 
@@ -646,7 +649,7 @@ async def test_a_malformed_lookup_answer_is_a_response_error(body: dict[str, Any
 
 async def test_a_token_answer_without_a_token_is_a_response_error() -> None:
     transport = httpx.MockTransport(lambda _: httpx.Response(200, json={"token_type": "Bearer"}))
-    config = ApiConfig(USER, PASSWORD, auth_url=AUTH, api_url=API)
+    config = ApiConfig(username=USER, password=PASSWORD, auth_url=AUTH, api_url=API)
     async with MailTrackingClient(config, transport=transport) as client:
         with pytest.raises(ApiResponseError, match="access_token"):
             await client.piece(IMBS[0])
@@ -691,7 +694,12 @@ def emulator(served: tuple[ApiEmulator, str]) -> Iterator[ApiEmulator]:
 async def real_client(served: tuple[ApiEmulator, str]) -> AsyncIterator[MailTrackingClient]:
     auth_url, api_url = ApiEmulator.urls(served[1])
     config = ApiConfig(
-        USER, PASSWORD, auth_url=auth_url, api_url=api_url, timeout_s=0.2, backoff_s=0.01
+        username=USER,
+        password=PASSWORD,
+        auth_url=auth_url,
+        api_url=api_url,
+        timeout_s=0.2,
+        backoff_s=0.01,
     )
     async with MailTrackingClient(config) as client:
         yield client
@@ -833,46 +841,6 @@ def test_cli_urls_from_the_environment(
     }
     result = CliRunner().invoke(api, ["lookup", *mid_serial(IMBS[0])], env=env)
     assert (result.exit_code, result.stdout) == (0, IMBS[0] + "\n")
-
-
-def test_load_api_config_prefers_explicit_values() -> None:
-    environ = {
-        "IVMTR_API_USERNAME": "env-user",
-        "IVMTR_API_PASSWORD": "env-pass",
-        "IVMTR_API_ENVIRONMENT": "cat",
-        "IVMTR_API_URL": "http://env/api",
-        "IVMTR_API_AUTH_URL": "http://env/oauth",
-    }
-    config = load_api_config(environ=environ)
-    assert (config.username, config.password, config.environment) == ("env-user", "env-pass", "cat")
-    assert (config.api_url, config.auth_url) == ("http://env/api", "http://env/oauth")
-    config = load_api_config(
-        username="u", password="p", environment="production", api_url="http://x", environ=environ
-    )
-    assert (config.username, config.password, config.environment, config.api_url) == (
-        "u",
-        "p",
-        "production",
-        "http://x",
-    )
-    minimal = load_api_config(username="u", password="p", environ={})
-    assert (minimal.environment, minimal.api_url, minimal.auth_url) == ("production", None, None)
-
-
-@pytest.mark.parametrize(
-    ("environ", "named"),
-    [
-        ({"IVMTR_API_PASSWORD": "p"}, "IVMTR_API_USERNAME"),
-        ({"IVMTR_API_USERNAME": "u", "IVMTR_API_PASSWORD": ""}, "IVMTR_API_PASSWORD"),
-        (
-            {"IVMTR_API_USERNAME": "u", "IVMTR_API_PASSWORD": "p", "IVMTR_API_ENVIRONMENT": "x"},
-            "IVMTR_API_ENVIRONMENT",
-        ),
-    ],
-)
-def test_load_api_config_names_the_missing_variable(environ: dict[str, str], named: str) -> None:
-    with pytest.raises(ApiConfigError, match=named):
-        load_api_config(environ=environ)
 
 
 def test_cli_api_emulator_serves_a_simulated_mailing(monkeypatch: pytest.MonkeyPatch) -> None:
