@@ -1,6 +1,7 @@
 """``ivmtr-stream hash-password`` and ``ivmtr-stream dev-credentials``.
 
-``hash-password`` prints the ``password_hash`` value of a feed in the feeds file;
+``hash-password`` prints the ``password_hash`` value of a feed in the feeds file, for
+passwords strong enough to be generated secrets (``password_weakness``);
 ``dev-credentials`` writes a development feeds file with one feed, ``demo``, and
 prints its user and password. Prompts and notes go to stderr, so stdout carries
 only the result and can be captured by scripts.
@@ -22,11 +23,9 @@ from consumer.feeds import (
     password_file,
     verify_password,
 )
+from consumer.feeds.passwords import password_weakness
 
-__all__ = ["MIN_PASSWORD_LENGTH", "dev_credentials", "hash_password_command"]
-
-MIN_PASSWORD_LENGTH = 12
-"""Shortest password ``hash-password`` accepts: the endpoint faces the internet."""
+__all__ = ["dev_credentials", "hash_password_command"]
 
 
 @click.command("hash-password")
@@ -40,7 +39,10 @@ def hash_password_command(from_stdin: bool) -> None:
     """Print the hash of a feed password, for password_hash in the feeds file.
 
     Without --stdin, prompts twice with hidden input. The password itself is never
-    printed or stored.
+    printed or stored. Refuses a password estimated at fewer than 100 bits: feed
+    passwords are generated secrets (e.g. `python -c 'import secrets;
+    print(secrets.token_urlsafe(24))'`), and the hash only protects a leaked feeds file
+    from a password that cannot be guessed.
     """
     if from_stdin:
         # Only the line ending goes: spaces may be part of the password.
@@ -49,8 +51,9 @@ def hash_password_command(from_stdin: bool) -> None:
         password = click.prompt(
             "Password", hide_input=True, confirmation_prompt=True, err=True, type=str
         )
-    if len(password) < MIN_PASSWORD_LENGTH:
-        raise click.ClickException(f"the password is shorter than {MIN_PASSWORD_LENGTH} characters")
+    weakness = password_weakness(password)
+    if weakness is not None:
+        raise click.ClickException(weakness)
     click.echo(hash_password(password))
 
 

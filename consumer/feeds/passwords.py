@@ -12,18 +12,24 @@ import base64
 import binascii
 import hashlib
 import hmac
+import math
 import re
 import secrets
+import string
 import threading
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 
 __all__ = [
+    "MIN_PASSWORD_BITS",
     "clear_verification_cache",
     "credentials_known",
     "credentials_match",
+    "estimated_bits",
     "hash_password",
     "is_password_hash",
+    "password_weakness",
     "verify_password",
 ]
 
@@ -266,3 +272,98 @@ def credentials_known(user: str, password: str, encoded: str) -> bool:
         _VERIFIED.digest(b"credentials", user.encode("utf-8"), password.encode("utf-8")),
     )
     return key in _VERIFIED
+
+
+# --------------------------------------------------------------------------- strength
+
+MIN_PASSWORD_BITS = 100
+"""Estimated strength a feed password needs (``password_weakness``).
+
+Feed passwords are generated secrets, not something a person remembers, so the bar is
+what a random secret has: 100 bits is ~16 random characters of letters, digits and
+symbols (``secrets.token_urlsafe(24)`` has 192). Against it, the scrypt of a leaked
+feeds file is out of reach and so is guessing at the endpoint (which is throttled too).
+"""
+
+# Sizes of the character classes a password draws from; any non-ASCII character counts
+# as one class of 100, a guess that is generous to the password rather than strict.
+_CLASSES: tuple[tuple[Callable[[str], bool], int], ...] = (
+    (lambda c: c in string.ascii_lowercase, 26),
+    (lambda c: c in string.ascii_uppercase, 26),
+    (lambda c: c in string.digits, 10),
+    (lambda c: c in string.punctuation or c == " ", 33),
+    (lambda c: not c.isascii(), 100),
+)
+# Words that head every guessing list, found anywhere in the password, in any case: each
+# counts as a single choice among many common words (10 bits), not as its letters.
+_COMMON_WORDS = (
+    "password", "passwort", "passw0rd", "qwerty", "azerty", "asdf", "letmein", "welcome",
+    "admin", "secret", "changeme", "default", "iloveyou", "monkey", "dragon", "master",
+    "login", "usps", "ivmtr", "mailtracking", "test", "demo", "feed", "spring", "summer",
+    "autumn", "winter",
+)  # fmt: skip
+_COMMON_WORD_BITS = 10.0
+# Digits and symbols that stand in for letters (``p@ssw0rd``), undone before the search.
+_LEET = str.maketrans("0134579@$!", "oieastgasi")
+
+
+def _smallest_period(text: str) -> int:
+    """The length of the shortest unit that ``text`` repeats (its own length if none)."""
+    for period in range(1, len(text) // 2 + 1):
+        if all(text[i] == text[i - period] for i in range(period, len(text))):
+            return period
+    return len(text)
+
+
+def estimated_bits(password: str) -> float:
+    """A rough estimate of the bits of entropy of ``password``, erring high for random
+    strings and low for made-up ones.
+
+    Each character is worth log2 of the size of the character classes the password
+    uses (lowercase 26, uppercase 26, digits 10, ASCII symbols and space 33, anything
+    else 100), except what a guesser tries first: a character that repeats the one
+    before it or continues a run (``aaaa``, ``abcd``, ``4321``) is worth 1 bit; a
+    common word (``password``, ``P@ssw0rd``, ``qwerty``, ``usps``...) is worth 10 bits; a
+    password that repeats a shorter unit (``Xy7!Xy7!``) is worth its unit, plus 1 bit.
+    """
+    if not password:
+        return 0.0
+    period = _smallest_period(password)
+    if period < len(password):
+        return estimated_bits(password[:period]) + 1.0
+    pool = sum(size for member, size in _CLASSES if any(member(c) for c in password))
+    per_character = math.log2(pool)
+    lowered = password.lower().translate(_LEET)
+    in_word = [False] * len(password)
+    bits = 0.0
+    for word in _COMMON_WORDS:
+        start = lowered.find(word)
+        while start >= 0:
+            if not any(in_word[start : start + len(word)]):
+                in_word[start : start + len(word)] = [True] * len(word)
+                bits += _COMMON_WORD_BITS
+            start = lowered.find(word, start + 1)
+    previous: str | None = None
+    for index, character in enumerate(password):
+        if not in_word[index]:
+            patterned = previous is not None and abs(ord(character) - ord(previous)) <= 1
+            bits += 1.0 if patterned else per_character
+        previous = character
+    return bits
+
+
+def password_weakness(password: str, min_bits: float = MIN_PASSWORD_BITS) -> str | None:
+    """Why ``password`` is too weak to be a feed password, or None when it is strong enough.
+
+    The reason says what is required and how to generate such a password.
+    """
+    bits = estimated_bits(password)
+    if bits >= min_bits:
+        return None
+    return (
+        f"the password is too weak for a feed: about {bits:.0f} bits estimated, at least "
+        f"{min_bits:.0f} needed. Feed passwords are generated secrets: use one of at least "
+        "16 random letters, digits and symbols (repeats, runs and common words count for "
+        "little), e.g. from `python -c 'import secrets; print(secrets.token_urlsafe(24))'`, "
+        "or `ivmtr-stream dev-credentials` for development"
+    )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import secrets
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -27,29 +28,58 @@ def _fresh_cache() -> Iterator[None]:
     clear_verification_cache()
 
 
+STRONG = secrets.token_urlsafe(24)  # what the error message tells people to use
+
+
 def test_hash_password_stdin() -> None:
-    result = CliRunner().invoke(hash_password_command, ["--stdin"], input="a long password\nmore\n")
+    result = CliRunner().invoke(hash_password_command, ["--stdin"], input=f"{STRONG}\nmore\n")
     assert result.exit_code == 0, result.output
     encoded = result.stdout.strip()
-    assert verify_password("a long password", encoded)
-    assert "a long password" not in result.output
+    assert verify_password(STRONG, encoded)
+    assert STRONG not in result.output
 
 
 def test_hash_password_prompts_twice() -> None:
     runner = CliRunner()
-    result = runner.invoke(hash_password_command, [], input="a long password\na long password\n")
+    result = runner.invoke(hash_password_command, [], input=f"{STRONG}\n{STRONG}\n")
     assert result.exit_code == 0, result.output
-    assert verify_password("a long password", result.stdout.strip())
-    assert "a long password" not in result.output
-    mismatch = runner.invoke(hash_password_command, [], input="a long password\nanother one!\n")
+    assert verify_password(STRONG, result.stdout.strip())
+    assert STRONG not in result.output
+    mismatch = runner.invoke(hash_password_command, [], input=f"{STRONG}\n{STRONG}x\n")
     assert mismatch.exit_code != 0
 
 
-@pytest.mark.parametrize("text", ["", "\n", "short\n"])
-def test_hash_password_refuses_short_passwords(text: str) -> None:
+@pytest.mark.parametrize(
+    "text",
+    [
+        "",
+        "\n",
+        "short\n",
+        "a long password\n",  # the old minimum of 12 characters let these through
+        "letters-secret-Pa55\n",
+        "Tr0ub4dor&3Tr0ub4dor&3\n",
+        "P@ssw0rd!Summer2026#usps\n",
+        "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\n",
+    ],
+)
+def test_hash_password_refuses_weak_passwords_saying_what_is_needed(text: str) -> None:
     result = CliRunner().invoke(hash_password_command, ["--stdin"], input=text)
     assert result.exit_code == 1
-    assert "shorter than 12" in result.stderr
+    assert result.stdout == ""
+    message = " ".join(result.stderr.split())
+    assert "too weak" in message and "at least 100 needed" in message
+    assert "secrets.token_urlsafe(24)" in message and "ivmtr-stream dev-credentials" in message
+    if text.strip():
+        assert text.strip() not in result.output
+
+
+def test_what_dev_credentials_generates_passes(tmp_path: Path) -> None:
+    runner = CliRunner()
+    made = runner.invoke(dev_credentials, ["--out", str(tmp_path / "feeds.toml")])
+    _, password = credentials(made.stdout)
+    result = runner.invoke(hash_password_command, ["--stdin"], input=f"{password}\n")
+    assert result.exit_code == 0, result.output
+    assert verify_password(password, result.stdout.strip())
 
 
 def credentials(output: str) -> tuple[str, str]:

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import math
+import secrets
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from consumer.feeds import hash_password, verify_password
+from consumer.feeds.passwords import estimated_bits, password_weakness
 from tests.consumer.feeds.samples import FAST, FLATS_HASH, LETTERS_HASH, LETTERS_PASSWORD
 
 
@@ -91,3 +95,42 @@ def test_cache_is_bounded_by_the_hash() -> None:
     assert verify_password(LETTERS_PASSWORD, LETTERS_HASH)
     assert verify_password(LETTERS_PASSWORD, other)
     assert not verify_password("x", other)
+
+
+# --------------------------------------------------------------------------- strength
+
+
+def test_generated_secrets_are_strong_enough() -> None:
+    for _ in range(2000):
+        assert password_weakness(secrets.token_urlsafe(24)) is None
+        assert password_weakness(secrets.token_hex(16)) is None  # 128 bits, 16 symbols
+
+
+@pytest.mark.parametrize(
+    ("password", "most_bits"),
+    [
+        ("aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", 40),  # repeats: 1 bit each
+        ("abcdefghijklmnopqrstuvwxyz0123456789", 60),  # runs: 1 bit each
+        ("Xy7!Q2Xy7!Q2Xy7!Q2Xy7!Q2Xy7!Q2", 45),  # a repeated unit counts once
+        ("passwordPASSWORDqwertyletmein123", 60),  # common words: 10 bits each
+        ("UspsFeedPassword2026!", 85),
+    ],
+)
+def test_patterns_count_for_little(password: str, most_bits: float) -> None:
+    assert estimated_bits(password) <= most_bits
+    assert password_weakness(password) is not None
+
+
+def test_bits_grow_with_length_and_classes() -> None:
+    lower = "qhzmrvkwtxjnbyfd"
+    assert estimated_bits(lower) == pytest.approx(16 * math.log2(26))
+    assert estimated_bits(lower + "Q") > estimated_bits(lower + "q")
+    assert estimated_bits("") == 0
+
+
+def test_the_reason_says_what_is_needed_and_how() -> None:
+    reason = password_weakness("Zq9!weak")
+    assert reason is not None
+    assert "at least 100 needed" in reason and "token_urlsafe(24)" in reason
+    assert "dev-credentials" in reason
+    assert "Zq9!weak" not in reason  # never echoes the password
