@@ -1,21 +1,22 @@
 """``ivmtr-stream simulate``: play USPS IV-MTR against a feed URL, or write its messages as files.
 
 Arguments become a `MailingSpec` and `PushOptions`; the work is done by
-`consumer.simulator.push`. This module only adds the terminal: a progress bar when both
-stdout and stderr are terminals, and the summary (text, or one JSON object with ``--json``).
-Exit status 0 only when every message was delivered (or written).
+`consumer.simulator.push`, which generates each message as it is sent or written. This module
+only adds the terminal: progress from the first message (a bar when stderr is a terminal, log
+lines otherwise, see `consumer.cli.progress`), and the summary (text, or one JSON object with
+``--json``). Exit status 0 only when every message was delivered (or written).
 """
 
 from __future__ import annotations
 
 import asyncio
-import sys
 from pathlib import Path
 
 import click
 import orjson
-from tqdm import tqdm
 
+from consumer.cli.context import cli_settings
+from consumer.cli.progress import progress
 from consumer.simulator.generate import MailingSpec
 from consumer.simulator.push import (
     DeliverySummary,
@@ -42,7 +43,13 @@ __all__ = ["simulate"]
     type=click.Path(file_okay=False, path_type=Path),
     help="Write the messages to this directory (<msgGrpId>-<msgSerNbr>.json) instead of pushing.",
 )
-@click.option("--pieces", type=click.IntRange(min=0), default=1000, show_default=True)
+@click.option(
+    "--pieces",
+    type=click.IntRange(min=0),
+    default=1000,
+    show_default=True,
+    help="Mail pieces in the mailing; each gives about 5.5 records.",
+)
 @click.option(
     "--mids",
     default="902345678,123456",
@@ -115,7 +122,11 @@ def simulate(
     timeout: float,
     as_json: bool,
 ) -> None:
-    """Play USPS IV-MTR: generate a mailing's scans and push them as one message group."""
+    """Play USPS IV-MTR: generate a mailing's scans and push them as one message group.
+
+    Messages are generated as they are sent (or written), so memory holds only those in
+    flight, whatever --pieces is; the summary says how long generating took.
+    """
     if (url is None) == (out is None):
         raise click.UsageError("give exactly one of --url and --out")
     if password is not None and user is None:
@@ -133,22 +144,21 @@ def simulate(
     messages = mailing_messages(
         spec, message_size=message_size, msg_grp_id=msg_grp_id or fresh_message_group_id()
     )
-    total_records = sum(int(str(m["recCnt"])) for m in messages)
+    from consumer.logging import configure_logging  # imports aiokafka: only when it runs
 
-    with tqdm(
-        total=total_records,
-        unit="rec",
-        unit_scale=True,
-        desc="writing" if out is not None else "pushing",
-        disable=not (sys.stdout.isatty() and sys.stderr.isatty()),
-        file=sys.stderr,
-    ) as bar:
+    settings = cli_settings()
+    configure_logging(settings.log_level, settings.log_format)  # progress lines off a terminal
 
-        def progress(result: MessageResult) -> None:
-            bar.update(result.records)
+    with progress(task="writing" if out is not None else "pushing", unit="rec") as shown:
+
+        def on_result(result: MessageResult) -> None:
+            # Counting the records is part of the run (and of its generating time), so the
+            # total is known once the first message is done; it is cached by then.
+            shown.total = messages.total_records
+            shown.update(result.records)
 
         if out is not None:
-            summary = write_messages(messages, out, gzipped=gzipped, on_result=progress)
+            summary = write_messages(messages, out, gzipped=gzipped, on_result=on_result)
         else:
             assert url is not None
             options = PushOptions(
@@ -160,7 +170,7 @@ def simulate(
                 retry=RetryPolicy(attempts=attempts),
             )
             try:
-                summary = asyncio.run(push_messages(messages, url, options, on_result=progress))
+                summary = asyncio.run(push_messages(messages, url, options, on_result=on_result))
             except KeyboardInterrupt:
                 click.echo("interrupted", err=True)
                 ctx.exit(130)
@@ -181,6 +191,7 @@ def render_summary(summary: DeliverySummary, *, wrote: bool = False) -> str:
         f"{verb} {summary.delivered}/{summary.messages} messages, {summary.records:,} records, "
         f"{summary.bytes:,} bytes in {summary.seconds:.2f} s "
         f"({summary.records_per_s:,.0f} records/s)",
+        f"generating the messages took {summary.generating_seconds:.2f} s of it",
         f"msgGrpId {', '.join(summary.msg_grp_ids)}",
     ]
     if not wrote:

@@ -1,8 +1,10 @@
 """Deliver simulated IV-MTR messages: push them over HTTP as IV-MTR would, or write them as files.
 
-The envelopes come from `message_group` (see `mailing_messages`). Pushing follows what a
-well-behaved IV-MTR push client does (ivmtr.md §2): one POST per message to the feed URL, JSON
-body, optionally gzip'd, optionally with HTTP Basic auth. Answers decide what happens next:
+The envelopes come from `mailing_messages`: made lazily as they are sent or written, so memory
+holds only the messages in flight whatever the mailing's size, and the summary says how much of
+the run went into generating them. Pushing follows what a well-behaved IV-MTR push client does
+(ivmtr.md §2): one POST per message to the feed URL, JSON body, optionally gzip'd, optionally
+with HTTP Basic auth. Answers decide what happens next:
 
 * 2xx (200 published, 202 spooled) -- delivered; ``"duplicate": true`` in the body is counted.
 * 429, 503 (and 408, 500, 502, 504) -- retried after Retry-After (seconds or an HTTP date),
@@ -23,28 +25,32 @@ import contextlib
 import gzip
 import random
 import time
-from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
+from functools import cached_property
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import httpx
 import orjson
 
 from consumer.simulator.generate import (
     MailingSpec,
+    count_records,
     generate_records,
-    message_group,
+    message_stream,
     new_message_group_id,
 )
 
 __all__ = [
     "RETRIABLE_STATUSES",
     "DeliverySummary",
+    "MailingMessages",
     "MessageResult",
+    "Messages",
     "PushOptions",
     "RetryPolicy",
     "encode_message",
@@ -62,6 +68,15 @@ Message = Mapping[str, Any]
 Sleep = Callable[[float], Awaitable[None]]
 Clock = Callable[[], float]
 OnResult = Callable[["MessageResult"], None]
+
+
+class Messages(Protocol):
+    """What to deliver: envelopes drawn one at a time, and how many there are up front."""
+
+    def __len__(self) -> int: ...
+
+    def __iter__(self) -> Iterator[Message]: ...
+
 
 # 408/500/502/504 are transient the same way 503 is; the service itself only sends 503 and 429.
 RETRIABLE_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
@@ -126,11 +141,12 @@ class DeliverySummary:
     """Totals of one run; ``ok`` only when every message was delivered."""
 
     messages: int  # messages the run had to deliver
-    msg_grp_ids: list[str] = field(default_factory=list)
+    msg_grp_ids: list[str] = field(default_factory=list)  # of the messages tried, in order
     delivered: int = 0
     records: int = 0  # records in delivered messages
     bytes: int = 0  # bodies of delivered messages, as sent
-    seconds: float = 0.0
+    seconds: float = 0.0  # the whole run, generating included
+    generating_seconds: float = 0.0  # counting and generating the messages
     retries: int = 0  # attempts beyond each message's first
     duplicates: int = 0  # delivered messages the service reported as duplicates
     failures: int = 0  # messages given up on (refused, or out of attempts)
@@ -151,6 +167,8 @@ class DeliverySummary:
 
     def add(self, result: MessageResult) -> None:
         """Count one finished message."""
+        if result.msg_grp_id not in self.msg_grp_ids:
+            self.msg_grp_ids.append(result.msg_grp_id)
         self.retries += result.attempts - 1
         if result.delivered:
             self.delivered += 1
@@ -171,6 +189,7 @@ class DeliverySummary:
             "records": self.records,
             "bytes": self.bytes,
             "seconds": round(self.seconds, 3),
+            "generating_seconds": round(self.generating_seconds, 3),
             "records_per_s": round(self.records_per_s, 1),
             "retries": self.retries,
             "duplicates": self.duplicates,
@@ -184,17 +203,54 @@ class DeliverySummary:
 # Pure helpers
 
 
+@dataclass(frozen=True)
+class MailingMessages:
+    """The envelopes of one message group carrying every record of a mailing, made lazily.
+
+    Iterating generates the records as the envelopes are drawn, so memory holds one message
+    (and one tray's records) at a time; ``len`` and `total_records` come from
+    `count_records`, which only replays the mailing's fates. Iterable again and again, with
+    the same envelopes each time.
+    """
+
+    spec: MailingSpec
+    message_size: int
+    msg_grp_id: str
+
+    def __post_init__(self) -> None:
+        if self.message_size < 1:
+            raise ValueError("message_size must be >= 1")
+
+    @cached_property
+    def total_records(self) -> int:
+        """totRecCnt: every record of the mailing."""
+        return count_records(self.spec)
+
+    def __len__(self) -> int:
+        """totMsgCnt: at least one message, an empty one for an empty mailing."""
+        return max(1, -(-self.total_records // self.message_size))
+
+    def __iter__(self) -> Iterator[dict[str, object]]:
+        return message_stream(
+            generate_records(self.spec),
+            total_records=self.total_records,
+            message_size=self.message_size,
+            msg_grp_id=self.msg_grp_id,
+        )
+
+
 def mailing_messages(
     spec: MailingSpec, *, message_size: int, msg_grp_id: str | None = None
-) -> list[dict[str, object]]:
-    """The envelopes of one message group carrying every record of the mailing `spec`.
+) -> MailingMessages:
+    """The message group carrying every record of the mailing `spec` (see `MailingMessages`).
 
-    Without `msg_grp_id` the id is derived from the seed (the same spec gives the same files);
-    callers that want IV-MTR's "new id per push" pass `fresh_message_group_id()`.
+    Without `msg_grp_id` the id is derived from the seed and the mailing's start (the same spec
+    gives the same files); callers that want IV-MTR's "new id per push" pass
+    `fresh_message_group_id()`.
     """
-    return message_group(
-        generate_records(spec), message_size=message_size, msg_grp_id=msg_grp_id, seed=spec.seed
-    )
+    if msg_grp_id is None:
+        msg_grp_id = new_message_group_id(random.Random(spec.seed), spec.start)
+    return MailingMessages(spec, message_size, msg_grp_id)
 
 
 def fresh_message_group_id() -> str:
@@ -272,19 +328,23 @@ def _describe(response: httpx.Response) -> str:
 
 
 def write_messages(
-    messages: Iterable[Message],
+    messages: Messages,
     directory: Path,
     *,
     gzipped: bool = False,
     on_result: OnResult | None = None,
     clock: Clock = time.monotonic,
 ) -> DeliverySummary:
-    """Write each message to `directory` as `message_filename(...)`; the summary counts files."""
-    items = list(messages)
-    summary = DeliverySummary(messages=len(items), msg_grp_ids=_group_ids(items))
-    directory.mkdir(parents=True, exist_ok=True)
+    """Write each message to `directory` as `message_filename(...)`; the summary counts files.
+
+    Messages are drawn one at a time, each written before the next is made.
+    """
     started = clock()
-    for message in items:
+    summary = DeliverySummary(messages=len(messages))
+    summary.generating_seconds = clock() - started
+    directory.mkdir(parents=True, exist_ok=True)
+    drawn = iter(messages)
+    while (message := _draw(drawn, summary, clock)) is not None:
         body = encode_message(message, gzipped=gzipped)
         (directory / message_filename(message, gzipped=gzipped)).write_bytes(body)
         result = MessageResult(
@@ -302,8 +362,12 @@ def write_messages(
     return summary
 
 
-def _group_ids(messages: Sequence[Message]) -> list[str]:
-    return list(dict.fromkeys(str(m["msgGrpId"]) for m in messages))
+def _draw(messages: Iterator[Message], summary: DeliverySummary, clock: Clock) -> Message | None:
+    """The next message, or None at the end; the time it took counts as generating."""
+    started = clock()
+    message = next(messages, None)
+    summary.generating_seconds += clock() - started
+    return message
 
 
 # ---------------------------------------------------------------------------------------------
@@ -331,7 +395,7 @@ class _Pacer:
 
 
 async def push_messages(
-    messages: Sequence[Message],
+    messages: Messages,
     url: str,
     options: PushOptions | None = None,
     *,
@@ -344,21 +408,31 @@ async def push_messages(
 ) -> DeliverySummary:
     """POST every message to `url`; stops early when the service refuses a message for good.
 
-    Pass `client` to reuse one (its settings win, only headers are added per request), or
+    Messages are drawn as workers need them, so at most `PushOptions.concurrency` exist at
+    once. Pass `client` to reuse one (its settings win, only headers are added per request), or
     `transport` to have one built around it, e.g. ``httpx.MockTransport`` in tests.
     """
     options = options or PushOptions()
     rng = rng or random.Random()
-    summary = DeliverySummary(messages=len(messages), msg_grp_ids=_group_ids(messages))
+    started = clock()
+    summary = DeliverySummary(messages=len(messages))
+    summary.generating_seconds = clock() - started
     headers = {"Content-Type": "application/json", "User-Agent": user_agent()}
     if options.gzip:
         headers["Content-Encoding"] = "gzip"
     auth = httpx.BasicAuth(*options.auth) if options.auth else None
-    queue: asyncio.Queue[Message] = asyncio.Queue()
-    for message in messages:
-        queue.put_nowait(message)
+    drawn = iter(messages)
+    drawing = asyncio.Lock()
     pacer = _Pacer(options.rate, clock, sleep)
     stop = asyncio.Event()
+
+    async def next_message() -> Message | None:
+        # One draw at a time (a generator cannot run in two threads at once), in a worker
+        # thread, so that generating a message never delays the answers to those in flight.
+        async with drawing:
+            if stop.is_set():
+                return None
+            return await asyncio.to_thread(_draw, drawn, summary, clock)
 
     async def send(http: httpx.AsyncClient, message: Message) -> MessageResult:
         body = encode_message(message, gzipped=options.gzip)
@@ -418,11 +492,7 @@ async def push_messages(
         )
 
     async def worker(http: httpx.AsyncClient) -> None:
-        while not stop.is_set():
-            try:
-                message = queue.get_nowait()
-            except asyncio.QueueEmpty:
-                return
+        while (message := await next_message()) is not None:
             await pacer.wait()
             if stop.is_set():
                 return
@@ -435,13 +505,12 @@ async def push_messages(
                 # payload): stop rather than hammer the service. Out of attempts likewise.
                 stop.set()
 
-    started = clock()
     async with contextlib.AsyncExitStack() as stack:
         if client is None:
             client = await stack.enter_async_context(
                 httpx.AsyncClient(transport=transport, timeout=options.timeout_s)
             )
-        workers = min(options.concurrency, max(1, len(messages)))
+        workers = min(options.concurrency, max(1, summary.messages))
         async with asyncio.TaskGroup() as group:
             for _ in range(workers):
                 group.create_task(worker(client))
