@@ -61,10 +61,18 @@ def track_command(port: int | None) -> None:
 @click.command("piece-status")
 @click.argument("imb")
 @click.option(
-    "--format", "fmt", type=click.Choice(["json", "table"]), default="json", show_default=True
+    "--format",
+    "fmt",
+    type=click.Choice(["json", "table"]),
+    default="json",
+    show_default=True,
+    help="One JSON object, or a table for people.",
 )
 def piece_status_command(imb: str, fmt: str) -> None:
-    """Print the status of the piece with this IMb (or its 20-digit tracking code)."""
+    """Print the status of the piece with this IMb (or its 20-digit tracking code).
+
+    IMB is the piece's Intelligent Mail barcode as 20, 25, 29 or 31 digits.
+    """
     from consumer.track.lookup import PieceNotTracked, format_status, piece_status
 
     digits = "".join(c for c in imb if c.isdigit())
