@@ -21,7 +21,7 @@ _MUTED = "#6b7280"
 _GRID = "#e5e7eb"
 _AXIS = "#9ca3af"
 _TITLE_HEIGHT = 44
-_LEGEND_WIDTH = 200
+_LEGEND_WIDTH = 250
 _LEGEND_ROW = 20
 _MARKERS_UP_TO = 40  # more points than this: the line alone (markers would overlap)
 
@@ -247,7 +247,7 @@ def share_line_chart(
         x = width - _LEGEND_WIDTH
         for row, line in enumerate(series):
             y = top + row * _LEGEND_ROW
-            shown = line.label if len(line.label) <= 26 else line.label[:25] + "\u2026"
+            shown = line.label if len(line.label) <= 34 else line.label[:33] + "\u2026"
             marks.append(
                 tag(
                     "g",
@@ -273,7 +273,7 @@ def bar_chart(
     empty: str,
 ) -> Html:
     """Horizontal bars, one per row, longest for the largest value; ``empty`` when none."""
-    label_width, note_width, row, thickness = 190, 120, 26, 16
+    label_width, note_width, row, thickness = 175, 100, 26, 16
     top = _TITLE_HEIGHT
     if not bars:
         return _svg(

@@ -34,9 +34,9 @@ SERIES_COLOURS: tuple[str, ...] = (
     "#e8772e",
     "#3a9a5b",
     "#d1495b",
-    "#1b998b",
-    "#c9a227",
     "#8c5a3c",
+    "#c9a227",
+    "#1b998b",
     "#5c6b7a",
 )
 PHASE_BAR_COLOUR = "#6c5fa7"
