@@ -1,4 +1,8 @@
-"""Campaigns end to end: rules in the feeds file, events, metrics and the report command."""
+"""Campaigns end to end: rules in the feeds file, events, metrics and the report command.
+
+The report is read both ways (replaying the scans; the tracker's piece-status topic), as
+JSON, as the table and as the HTML page (``--html``), and the two sources must agree.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +10,7 @@ import asyncio
 import uuid
 from collections import defaultdict
 from pathlib import Path
+from typing import Any
 
 import httpx
 import orjson
@@ -15,6 +20,7 @@ from click.testing import CliRunner
 from consumer.cli import main
 from consumer.feeds import hash_password
 from consumer.simulator import MailingSpec, generate_records, message_group
+from tests.consumer.core.test_report_page import find_all, parse, text_of
 from tests.integration.conftest import (
     BOOTSTRAP,
     message_group_id,
@@ -81,14 +87,17 @@ mailer_ids = ["902345678"]
             assert f'ivmtr_campaign_scans_total{{campaign="{campaign}"}} {float(count)}' in metrics
 
         # The command runs its own event loop: give it a thread of its own.
+        scans_page = tmp_path / "from-scans.html"
         result = await asyncio.to_thread(
             CliRunner().invoke,
             main,
-            ["campaigns", "--format", "json", "--source", "scans"],
+            ["campaigns", "--format", "json", "--source", "scans", "--html", str(scans_page)],
             env={"IVMTR_TOPIC_PREFIX": prefix, "IVMTR_KAFKA_BOOTSTRAP_SERVERS": BOOTSTRAP},
         )
         assert result.exit_code == 0, result.output
-        rows = {(row["campaign"], row["job_id"]): row for row in orjson.loads(result.output)}
+        # stdout is the JSON as without --html; the note about the page goes to stderr.
+        assert f"wrote {scans_page}" in result.stderr
+        rows = {(row["campaign"], row["job_id"]): row for row in orjson.loads(result.stdout)}
         assert set(rows) == set(truth)
         for key, pieces in truth.items():
             assert rows[key]["pieces"] == len(pieces)
@@ -110,19 +119,68 @@ mailer_ids = ["902345678"]
         try:
             pieces = sum(len(found) for found in truth.values())
             await latest(f"{prefix}piece-status", pieces)
+            status_page = tmp_path / "from-status.html"
             from_status = await asyncio.to_thread(
                 CliRunner().invoke,
                 main,
-                ["campaigns", "--format", "json"],
+                ["campaigns", "--format", "json", "--html", str(status_page)],
                 env={"IVMTR_TOPIC_PREFIX": prefix, "IVMTR_KAFKA_BOOTSTRAP_SERVERS": BOOTSTRAP},
             )
         finally:
             stop_tracker(tracker)
         assert from_status.exit_code == 0, from_status.output
-        status_rows = {(r["campaign"], r["job_id"]): r for r in orjson.loads(from_status.output)}
+        status_rows = {(r["campaign"], r["job_id"]): r for r in orjson.loads(from_status.stdout)}
         assert set(status_rows) == set(rows)
         for key, row in rows.items():
             for field in ("pieces", "delivered", "delivered_by_day"):
                 assert status_rows[key][field] == row[field], (key, field)
+
+        # The pages: each names its topic, and shows every campaign and job with the JSON's
+        # figures; both sources put each piece in the same last mail phase.
+        pages = {
+            "scans": page_figures(scans_page, f"{prefix}piece-scans"),
+            "status": page_figures(status_page, f"{prefix}piece-status"),
+        }
+        for source, page in pages.items():
+            assert set(page) == set(rows), source
+            for key, row in rows.items():
+                figures = page[key]
+                assert figures["table"][2] == str(row["pieces"]), (source, key)
+                assert figures["table"][5] == str(row["delivered"]), (source, key)
+                assert figures["by_day"] == [
+                    [day["date"], f"{day['delivered']:,}", f"{day['share']:.1%}"]
+                    for day in row["delivered_by_day"]
+                ], (source, key)
+                assert sum(count for _, count in figures["phases"]) == row["pieces"]
+                if row["delivered"]:
+                    assert dict(figures["phases"]).get("PHASE_4C_DELIVERY", 0) > 0
+        for key in rows:
+            assert pages["scans"][key]["phases"] == pages["status"][key]["phases"], key
     finally:
         stop_service(service)
+
+
+def page_figures(path: Path, topic: str) -> dict[tuple[str | None, str | None], dict[str, Any]]:
+    """Per campaign and job, what a ``campaigns --html`` page shows: its table row, the
+    delivered-by-day lines (date, that day, share so far) and the phase bars."""
+    root = parse(path.read_text(encoding="utf-8"))
+    assert topic in text_of(find_all(root, "header")[0])
+    (table,) = [t for t in find_all(root, "table") if t.get("class") == "report"]
+    table_rows = [[text_of(td) for td in tr] for tr in find_all(table, "tbody")[0]]
+    sections = [s for s in find_all(root, "section") if "group" in s.get("class", "").split()]
+    assert len(sections) == len(table_rows)
+    figures = {}
+    for section, cells in zip(sections, table_rows, strict=True):
+        key = (section.get("data-campaign"), section.get("data-job"))
+        assert (cells[0], cells[1]) == (key[0] or "-", key[1] or "-")
+        by_day = [t for t in find_all(section, "table") if t.get("class") == "by-day"]
+        lines = (
+            [[text_of(td) for td in tr] for tr in find_all(by_day[0], "tbody")[0]] if by_day else []
+        )
+        bars = find_all(find_all(section, "svg")[1], "rect")
+        figures[key] = {
+            "table": cells,
+            "by_day": [[line[0], line[1], line[3]] for line in lines],
+            "phases": [(bar.get("data-key"), int(bar.get("data-value", -1))) for bar in bars],
+        }
+    return figures
