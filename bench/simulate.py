@@ -9,7 +9,8 @@ checkout and, with ``--before``, another one (e.g. a worktree of an older commit
 by the same interpreter, one after the other on the same machine. For each run it reports:
 
 * ``first_progress_s``: seconds from spawning the process to its first progress line on stderr
-  (``null`` when it printed none);
+  (``null`` when it printed none), and ``first_progress_in_command_s``: the ``elapsed_s`` that
+  line states, counted from the command's start (after start-up and imports);
 * ``first_message_s``: seconds to the first message file appearing in the directory;
 * ``wall_s`` and ``peak_rss_mb`` (the child's ``ru_maxrss`` from ``os.wait4``);
 * the command's own JSON summary (messages, records, seconds, generating_seconds if reported).
@@ -23,6 +24,7 @@ Both times include starting the interpreter and importing the CLI, measured apar
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import subprocess
@@ -49,6 +51,7 @@ def run_simulate(tree: Path, pieces: int, out: Path) -> dict[str, Any]:
         command, cwd=tree, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )
     first_progress: list[float] = []
+    first_line: list[dict[str, Any]] = []
     stderr_lines: list[str] = []
 
     def read_stderr() -> None:
@@ -56,6 +59,8 @@ def run_simulate(tree: Path, pieces: int, out: Path) -> dict[str, Any]:
         for line in child.stderr:
             if not first_progress and '"progress' in line:
                 first_progress.append(time.monotonic() - started)
+                with contextlib.suppress(json.JSONDecodeError):
+                    first_line.append(json.loads(line))
             stderr_lines.append(line)
 
     reader = threading.Thread(target=read_stderr, daemon=True)
@@ -85,6 +90,7 @@ def run_simulate(tree: Path, pieces: int, out: Path) -> dict[str, Any]:
         "tree": str(tree),
         "exit_code": child.returncode,
         "first_progress_s": round(first_progress[0], 3) if first_progress else None,
+        "first_progress_in_command_s": first_line[0].get("elapsed_s") if first_line else None,
         "first_message_s": round(first_message, 3) if first_message is not None else None,
         "wall_s": round(wall, 2),
         "peak_rss_mb": round(usage.ru_maxrss / 1024, 1),  # Linux: kilobytes
@@ -120,7 +126,8 @@ def main() -> int:
         run["startup_s"] = startup_seconds(tree)
         runs[label] = run
         print(
-            f"{label:6} first progress {run['first_progress_s']} s, first message "
+            f"{label:6} first progress {run['first_progress_s']} s "
+            f"({run['first_progress_in_command_s']} s into the command), first message "
             f"{run['first_message_s']} s, wall {run['wall_s']} s, peak RSS "
             f"{run['peak_rss_mb']} MB (start-up alone {run['startup_s']} s); "
             f"summary {run['summary']}"

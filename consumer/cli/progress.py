@@ -113,7 +113,7 @@ class ProgressLog:
             "total": total,
             "unit": self.unit,
             "rate_per_s": round(rate, 1),
-            "elapsed_s": round(elapsed, 1),
+            "elapsed_s": round(elapsed, 2),
         }
         if total is not None and rate > 0 and event == "progress":
             fields["eta_s"] = round(max(0, total - done) / rate, 1)

@@ -20,7 +20,7 @@ from click.testing import CliRunner
 
 from consumer.cli import simulate as simulate_cli
 from consumer.cli.simulate import simulate
-from consumer.simulator import MailingSpec
+from consumer.simulator import MailingSpec, generate_records
 from consumer.simulator.push import (
     DeliverySummary,
     MessageResult,
@@ -165,17 +165,47 @@ def test_options_are_checked() -> None:
 
 
 def test_mailing_messages_form_one_consistent_group() -> None:
-    items: list[Any] = mailing_messages(
-        MailingSpec(pieces=40, seed=3), message_size=50, msg_grp_id="G1"
-    )
+    group = mailing_messages(MailingSpec(pieces=40, seed=3), message_size=50, msg_grp_id="G1")
+    items: list[Any] = list(group)
     total = sum(m["recCnt"] for m in items)
+    assert len(group) == len(items) > 1 and group.total_records == total
     assert [m["msgSerNbr"] for m in items] == list(range(1, len(items) + 1))
     assert {(m["msgGrpId"], m["totMsgCnt"], m["totRecCnt"]) for m in items} == {
         ("G1", len(items), total)
     }
     assert all(len(m["events"]) == m["recCnt"] <= 50 for m in items)
     again = mailing_messages(MailingSpec(pieces=40, seed=3), message_size=50, msg_grp_id="G1")
-    assert again == items  # the generator is deterministic
+    assert list(again) == list(group) == items  # deterministic, and iterable again
+
+
+def test_mailing_messages_carry_the_mailings_records_in_order() -> None:
+    spec = MailingSpec(pieces=60, seed=5, bundles=True)
+    events = [
+        e for m in mailing_messages(spec, message_size=70, msg_grp_id="G") for e in m["events"]
+    ]
+    assert events == list(generate_records(spec))
+    default = mailing_messages(spec, message_size=70)
+    assert default.msg_grp_id == mailing_messages(spec, message_size=70).msg_grp_id
+
+
+class Drawn:
+    """Messages made only when drawn, counting the draws; each draw takes `cost` on `clock`."""
+
+    def __init__(self, items: list[Any], clock: FakeTime | None = None, cost: float = 0.0) -> None:
+        self.items, self.clock, self.cost = items, clock, cost
+        self.drawn = 0
+
+    def __len__(self) -> int:
+        if self.clock is not None:
+            self.clock.now += 1.0  # counting, as MailingMessages does, is generating too
+        return len(self.items)
+
+    def __iter__(self) -> Iterator[Any]:
+        for item in self.items:
+            if self.clock is not None:
+                self.clock.now += self.cost
+            self.drawn += 1
+            yield item
 
 
 def test_message_filename() -> None:
@@ -334,6 +364,42 @@ async def test_a_given_client_is_used() -> None:
     assert summary.ok and len(recorder.requests) == 2
 
 
+async def test_messages_are_drawn_only_as_workers_need_them() -> None:
+    source = Drawn(messages(12))
+    finished: list[MessageResult] = []
+    in_flight: list[int] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        in_flight.append(source.drawn - len(finished))
+        return ok(request)
+
+    summary = await push_messages(
+        source,
+        URL,
+        PushOptions(concurrency=3),
+        transport=httpx.MockTransport(handler),
+        on_result=finished.append,
+    )
+    assert (
+        summary.ok and summary.delivered == 12 and summary.msg_grp_ids == ["17367877181793X9RM5Z"]
+    )
+    assert 1 <= max(in_flight) <= 3, in_flight  # never more made than the workers hold
+
+
+async def test_push_summary_counts_generating_time(fake_time: FakeTime) -> None:
+    source = Drawn(messages(3), fake_time, cost=0.5)
+    summary = await push_messages(
+        source,
+        URL,
+        transport=Recorder().transport,
+        sleep=fake_time.sleep,
+        clock=fake_time.clock,
+    )
+    assert summary.generating_seconds == pytest.approx(2.5)  # counting 1.0, three draws 0.5
+    assert summary.seconds == pytest.approx(2.5)  # the fake clock only moves when generating
+    assert summary.as_json()["generating_seconds"] == 2.5
+
+
 async def test_on_result_sees_each_message(fake_time: FakeTime) -> None:
     seen: list[MessageResult] = []
     await push_messages(
@@ -362,6 +428,20 @@ def test_write_messages_round_trip(tmp_path: Path, gzipped: bool) -> None:
         data = (tmp_path / "out" / message_filename(message, gzipped=gzipped)).read_bytes()
         assert orjson.loads(gzip.decompress(data) if gzipped else data) == message
     assert summary.bytes == sum(p.stat().st_size for p in (tmp_path / "out").iterdir())
+
+
+def test_write_messages_makes_each_message_after_the_last_is_written(tmp_path: Path) -> None:
+    fake = FakeTime()
+    source = Drawn(messages(4), fake, cost=0.25)
+    drawn_at_each_write: list[int] = []
+    summary = write_messages(
+        source,
+        tmp_path,
+        on_result=lambda _: drawn_at_each_write.append(source.drawn),
+        clock=fake.clock,
+    )
+    assert drawn_at_each_write == [1, 2, 3, 4]
+    assert summary.generating_seconds == pytest.approx(2.0) == summary.seconds
 
 
 # --- the command --------------------------------------------------------------------------
@@ -393,6 +473,7 @@ def test_command_pushes_and_prints_a_json_summary(mock_push: Recorder) -> None:
     assert summary["records"] == bodies[0]["totRecCnt"] == sum(len(b["events"]) for b in bodies)
     assert summary["msg_grp_ids"] == [bodies[0]["msgGrpId"]]
     assert {"bytes", "seconds", "records_per_s", "retries", "duplicates"} <= summary.keys()
+    assert 0 < summary["generating_seconds"] <= summary["seconds"]
 
 
 def test_command_fails_when_a_message_is_refused(mock_push: Recorder) -> None:
@@ -425,6 +506,7 @@ def test_command_writes_files_with_out(tmp_path: Path) -> None:
     bodies = [orjson.loads(p.read_bytes()) for p in files]
     assert [b["msgSerNbr"] for b in bodies] == list(range(1, len(bodies) + 1))
     assert f"wrote {len(files)}/{len(files)} messages" in result.stdout
+    assert "generating the messages took" in result.stdout
 
 
 def test_same_seed_same_records_new_group_id(tmp_path: Path) -> None:
