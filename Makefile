@@ -4,19 +4,32 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install kafka kafka-stop registry registry-stop system-packages topics run test lint bench clean
+.PHONY: install lock kafka kafka-stop registry registry-stop system-packages topics run test lint bench clean
 
 # native/ is the compiled fast path (Rust, built by maturin with cargo from crates.io).
-NATIVE_SOURCES := native/Cargo.toml native/pyproject.toml native/ivmtr_native.pyi $(wildcard native/src/*.rs)
+NATIVE_SOURCES := native/rust-toolchain.toml native/Cargo.toml native/pyproject.toml native/ivmtr_native.pyi $(wildcard native/src/*.rs)
 
-$(STAMP): pyproject.toml $(NATIVE_SOURCES)
+# Exactly the locked versions, checked against their hashes: requirements-dev.lock holds
+# every package of the service, its tests and tools, and the build backends (setuptools,
+# maturin), so the project and native/ build without fetching anything unlocked.
+$(STAMP): requirements-dev.lock pyproject.toml $(NATIVE_SOURCES)
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[dev]'
-	$(BIN)/pip install -q ./native
+	$(BIN)/pip install -q --require-hashes -r requirements-dev.lock
+	$(BIN)/pip install -q --no-deps --no-build-isolation -e .
+	# maturin's build hook runs the maturin program: the venv's, found on PATH.
+	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/pip install -q --no-deps --no-build-isolation ./native
 	touch $@
 
 install: $(STAMP)
+
+# After changing dependencies in pyproject.toml (or to take newer versions: LOCK_FLAGS=-U):
+# requirements.lock is what the service needs (the Dockerfile installs it), and
+# requirements-dev.lock adds the dev extra at the same versions.
+LOCK := $(BIN)/pip-compile -q --strip-extras --generate-hashes --allow-unsafe --no-emit-index-url --no-emit-find-links $(LOCK_FLAGS)
+
+lock:
+	$(LOCK) --all-build-deps -o requirements.lock pyproject.toml native/pyproject.toml
+	$(LOCK) --all-build-deps --extra dev -c requirements.lock -o requirements-dev.lock pyproject.toml native/pyproject.toml
 
 kafka:
 	scripts/kafka start
