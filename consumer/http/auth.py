@@ -20,10 +20,12 @@ a busy feed needs the pool once per process, not per push.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import math
 import threading
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import structlog
@@ -122,14 +124,23 @@ class PasswordCheckPool:
             self._submitted -= 1
 
 
+@dataclass
+class _ClientChecks:
+    """The checks of one client: the one running holds the lock, the rest wait for it."""
+
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    waiting: int = 0
+
+
 class FeedAuthenticator:
     """Checks each push's feed, credentials and client address; no feeds: insecure dev mode.
 
     Order, cheapest first: a throttled client is answered 429 (TooManyFailures); an
     unknown feed, a client outside the feed's networks or malformed credentials are
     refused on the event loop; cached valid credentials pass on the loop; only the rest
-    costs a scrypt, on the pool. Each wrong password found by a check counts against
-    the client (``throttle``) and in ``failures_by_feed``.
+    costs a scrypt, on the pool, one check of a client at a time. Each wrong password
+    found by a check counts against the client (``throttle``) and in
+    ``failures_by_feed``.
     """
 
     def __init__(
@@ -149,6 +160,8 @@ class FeedAuthenticator:
         """Wrong passwords found by a check, by feed (a counter for metrics)."""
         self.throttled = 0
         """Pushes answered 429 without a check (a counter for metrics)."""
+        # Clients with a check running or waiting: bounded by the requests in flight.
+        self._checking: dict[ClientKey, _ClientChecks] = {}
 
     def start(self) -> None:
         """Make the password-check pool ready."""
@@ -167,31 +180,59 @@ class FeedAuthenticator:
         if table is None:
             return  # insecure development mode, logged on every request by the app
         client = client_key(client_address(peer, forwarded_for, table.trusted_proxies), peer)
-        wait = self.throttle.retry_after(client)
-        if wait is not None:
-            # Before anything else, cached credentials included: a throttled client must
-            # not learn from a fast 200 that a guess was right.
-            self.throttled += 1
-            await self._hold(wait)
-            remaining = self.throttle.retry_after(client) or 0.0
-            raise TooManyFailures(
-                "too many failed password checks from this client; retry later",
-                max(1, math.ceil(remaining)),
-            )
+        await self._refuse_if_locked_out(client)
         if credentials_cached(table, feed, authorization) or not self._needs_check(
             table, feed, authorization
         ):
             # Either passes, or fails before any scrypt: cheap enough for the loop.
             authorize(table, feed, authorization, peer, forwarded_for)
             return
+        async with self._one_check_at_a_time(client):
+            # The checks before this one may have locked the client out, or put these
+            # very credentials in the cache.
+            await self._refuse_if_locked_out(client)
+            if credentials_cached(table, feed, authorization):
+                authorize(table, feed, authorization, peer, forwarded_for)
+                return
+            try:
+                await self.pool.run(authorize, table, feed, authorization, peer, forwarded_for)
+            except Unauthorized:
+                self._failed(client, feed)
+                raise
+            except PasswordChecksBusy:
+                await self._hold(self.refusal_delay_s)
+                raise
+
+    async def _refuse_if_locked_out(self, client: ClientKey) -> None:
+        """TooManyFailures when ``client`` is locked out, whatever its credentials: a
+        locked-out client must not learn from a fast 200 that a guess was right."""
+        wait = self.throttle.retry_after(client)
+        if wait is None:
+            return
+        self.throttled += 1
+        await self._hold(wait)
+        remaining = self.throttle.retry_after(client) or 0.0
+        raise TooManyFailures(
+            "too many failed password checks from this client; retry later",
+            max(1, math.ceil(remaining)),
+        )
+
+    @contextlib.asynccontextmanager
+    async def _one_check_at_a_time(self, client: ClientKey) -> AsyncIterator[None]:
+        """Checks of one client run one after the other, so that a burst of wrong
+        passwords costs at most ``failure_limit`` scrypts before the lockout, not as many
+        as the pool takes; and a burst of right ones one scrypt, then the cache."""
+        entry = self._checking.get(client)
+        if entry is None:
+            entry = self._checking[client] = _ClientChecks()
+        entry.waiting += 1
         try:
-            await self.pool.run(authorize, table, feed, authorization, peer, forwarded_for)
-        except Unauthorized:
-            self._failed(client, feed)
-            raise
-        except PasswordChecksBusy:
-            await self._hold(self.refusal_delay_s)
-            raise
+            async with entry.lock:
+                yield
+        finally:
+            entry.waiting -= 1
+            if entry.waiting == 0:
+                del self._checking[client]
 
     @staticmethod
     def _needs_check(table: FeedTable, feed: str, authorization: str | None) -> bool:

@@ -226,6 +226,27 @@ def check_tracker(stdout: str, tmp: Path) -> None:
     assert result["scans"]["count"] == 3000
 
 
+def check_auth_flood(stdout: str, tmp: Path) -> None:
+    for phase in ("quiet", "flood_one", "flood_spread"):
+        p50, p99, _max, answered, rss = figures(
+            stdout,
+            rf"^{phase}\s+({NUMBER})\s+({NUMBER})\s+({NUMBER})\s+({NUMBER})\s+({NUMBER})\s",
+        )
+        assert 0 < p50 <= p99 and answered == 20 and rss > 0
+    assert figures(stdout, rf"^p99 flood_one / quiet: ({NUMBER})")[0] > 0
+    assert figures(stdout, rf"^valid pushes not answered 200: ({NUMBER})$") == [0]
+    result = read_json(
+        tmp / "results" / "auth-flood-latest.json",
+        {"plan", "phases", "p99_ratio", "metrics", "service_exit_code"},
+    )
+    one = result["phases"]["flood_one"]["flood"]
+    # The one-address flood is locked out: answered 429 after its allowance of failures.
+    assert one["statuses"].get("429", 0) > 0
+    assert result["metrics"]["ivmtr_auth_failures_total{feed=bench}"] >= 10
+    assert result["metrics"]["ivmtr_auth_throttled_total"] > 0
+    assert result["service_exit_code"] in (0, -signal.SIGTERM)
+
+
 TINY: dict[str, Tiny] = {
     "avro_encoder": Tiny(
         lambda tmp: ["--events=200", "--repeat=1", f"--json={tmp / 'avro_encoder.json'}"],
@@ -281,6 +302,11 @@ TINY: dict[str, Tiny] = {
             f"--run-dir={tmp / 'run'}",
         ],
         check_tracker,
+        True,
+    ),
+    "auth_flood": Tiny(
+        lambda tmp: ["--tiny", f"--results={tmp / 'results'}", f"--run-dir={tmp / 'run'}"],
+        check_auth_flood,
         True,
     ),
     # The old name of run.py, arguments passed on: the cheapest scenario is enough.

@@ -155,6 +155,24 @@ async def test_a_locked_out_client_is_refused_before_any_scrypt_even_with_the_pa
     assert scrypt_calls[-1] == LETTERS_PASSWORD.encode()
 
 
+async def test_a_burst_from_one_client_costs_the_limit_in_scrypts_not_the_pools_size(
+    table: FeedTable, scrypt_calls: list[bytes]
+) -> None:
+    auth = authenticator(table, limit=3)  # the pool takes 1 + 4
+    wrong = await asyncio.gather(
+        *(auth.check("letters", WRONG, USPS, None) for _ in range(20)), return_exceptions=True
+    )
+    assert [type(e).__name__ for e in wrong].count("Unauthorized") == 3
+    assert [type(e).__name__ for e in wrong].count("TooManyFailures") == 17
+    assert len(scrypt_calls) == 3
+    right = await asyncio.gather(
+        *(auth.check("letters", LETTERS, OTHER_USPS, None) for _ in range(10))
+    )
+    assert right == [None] * 10
+    assert len(scrypt_calls) == 4  # one check, then the cache
+    assert auth._checking == {}  # nothing left behind
+
+
 async def test_cheap_refusals_neither_hash_nor_count(
     table: FeedTable, scrypt_calls: list[bytes]
 ) -> None:
