@@ -8,10 +8,10 @@ from typing import IO
 
 import click
 import orjson
-from tqdm import tqdm
 
 from consumer.cli.api import api_options, api_settings
 from consumer.cli.context import cli_settings
+from consumer.cli.progress import progress
 
 __all__ = ["backfill_command"]
 
@@ -43,10 +43,12 @@ def backfill_command(
     from consumer.api.client import MailTrackingClient
     from consumer.ingest.backfill import backfill
     from consumer.ingest.routing import Routing
+    from consumer.logging import configure_logging
     from consumer.service import kafka_config, record_shapes
     from producer import Publisher, TopicTable
 
     settings = cli_settings()
+    configure_logging(settings.log_level, settings.log_format)  # progress lines off a terminal
     config = api_settings({**options, "concurrency": concurrency})
     imbs = [line.strip() for line in imbs_file if line.strip()]
     topics = TopicTable.build(settings.topic_prefix)
@@ -58,18 +60,17 @@ def backfill_command(
             transactional_id_prefix=settings.transactional_id_prefix,
             timeout_s=settings.kafka_timeout_s,
         )
-        progress = tqdm(total=len(imbs), unit="piece", disable=not sys.stderr.isatty())
-        async with publisher, MailTrackingClient(config) as client:
-            summary = await backfill(
-                imbs,
-                client=client,
-                publisher=publisher,
-                route=Routing(topics).route(feed),
-                shapes=record_shapes(),
-                concurrency=config.concurrency,
-                on_piece=lambda _: progress.update(),
-            )
-        progress.close()
+        with progress(task="backfill", unit="piece", total=len(imbs)) as shown:
+            async with publisher, MailTrackingClient(config) as client:
+                summary = await backfill(
+                    imbs,
+                    client=client,
+                    publisher=publisher,
+                    route=Routing(topics).route(feed),
+                    shapes=record_shapes(),
+                    concurrency=config.concurrency,
+                    on_piece=lambda _: shown.update(),
+                )
         return summary.as_json()
 
     result = asyncio.run(run())
