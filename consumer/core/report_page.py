@@ -81,12 +81,15 @@ def render_report_page(
     rows: Sequence[ReportRow], *, source: ReportSource, generated_at: datetime
 ) -> str:
     """The page for these rows, read from ``source`` at ``generated_at``."""
-    colours = {id(row): SERIES_COLOURS[i % len(SERIES_COLOURS)] for i, row in enumerate(rows)}
+    colours = [SERIES_COLOURS[i % len(SERIES_COLOURS)] for i in range(len(rows))]
     body: list[Html] = [_header(rows, source, generated_at)]
     if rows:
         body.append(_overview(rows, colours))
         body.append(_table_card(rows))
-        body.extend(_group_card(index, row, colours[id(row)]) for index, row in enumerate(rows, 1))
+        body.extend(
+            _group_card(index, row, colour)
+            for index, (row, colour) in enumerate(zip(rows, colours, strict=True), 1)
+        )
     else:
         body.append(
             tag(
@@ -194,23 +197,29 @@ def _curve(row: ReportRow, colour: str, days: Sequence[date], label: str) -> Lin
 
 
 def _day_axis(days: Sequence[date]) -> tuple[list[str], list[str], str]:
-    years = sorted({day.year for day in days})
-    span = str(years[0]) if len(years) == 1 else f"{years[0]}\u2013{years[-1]}"
+    """The days' keys (ISO dates) and labels ("Nov 3"), and the axis title with the years."""
+    title = _X_TITLE
+    if days:
+        first, last = days[0].year, days[-1].year
+        title += f", {first}" if first == last else f", {first}\u2013{last}"
     return (
         [day.isoformat() for day in days],
         [f"{_MONTHS[day.month - 1]} {day.day}" for day in days],
-        f"{_X_TITLE}, {span}" if years else _X_TITLE,
+        title,
     )
 
 
-def _overview(rows: Sequence[ReportRow], colours: dict[int, str]) -> Html:
+def _overview(rows: Sequence[ReportRow], colours: Sequence[str]) -> Html:
     days = _day_span(rows)
     keys, labels, x_title = _day_axis(days)
     chart = share_line_chart(
         title="Delivered share by day, every campaign and job",
         day_keys=keys,
         day_labels=labels,
-        series=[_curve(row, colours[id(row)], days, _group_name(row)) for row in rows],
+        series=[
+            _curve(row, colour, days, _group_name(row))
+            for row, colour in zip(rows, colours, strict=True)
+        ],
         x_title=x_title,
         y_title=_Y_TITLE,
         width=_WIDE,

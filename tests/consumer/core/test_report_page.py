@@ -284,3 +284,17 @@ def test_an_empty_report_is_a_page_without_charts() -> None:
     root = parse(page)
     assert not find_all(root, "svg")
     assert "No pieces" in text_of(root)
+
+
+def test_a_mailing_over_new_year_has_every_day_and_both_years() -> None:
+    report = CampaignReport()
+    report.add(scan("p1", "a", 24 * 300, "PHASE_1_ORIGIN"))  # 2026-12-27
+    report.add(scan("p1", "b", 24 * 307, "PHASE_4C_DELIVERY", delivered=True))  # 2027-01-03
+    root = parse(render_report_page(report.rows(), source=SOURCE, generated_at=GENERATED))
+    (group,) = [s for s in find_all(root, "section") if "group" in s.get("class", "").split()]
+    curve = find_all(group, "svg")[0]
+    days = [c.get("data-day") for c in find_all(curve, "circle")]
+    assert days[0] == "2026-12-27" and days[-1] == "2027-01-03" and len(days) == 8
+    assert "Facility-local date of delivery, 2026\u20132027" in [
+        text_of(t) for t in find_all(curve, "text")
+    ]
