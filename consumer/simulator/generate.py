@@ -37,7 +37,8 @@ from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
-from itertools import islice
+from functools import cache
+from itertools import accumulate, islice
 from typing import NamedTuple, TypeVar
 from zoneinfo import ZoneInfo
 
@@ -650,7 +651,7 @@ def _bundle_fates(
         size = min(left, rng.randint(8, 25))
         sizes.append(size)
         left -= size
-    levels: Sequence[tuple[str, int]]
+    levels: tuple[tuple[str, int], ...]
     if tray.mixed:
         levels = _FLAT_BI_MIXED
     else:
@@ -673,44 +674,48 @@ def _piece_fate(
     """Which scans one piece gets; `parents` counts its container's and tray's scans with an op."""
     enriched = rng.random() < spec.edoc_share
     routing_length = _weighted(rng, _ROUTING_LENGTHS)
-    letter = tray.shape == LETTER
-    chances: list[tuple[_Op, float]] = []
-    if tray.mixed:
-        if letter:
-            chances.append((_CANCEL, _P_CANCEL))
-        chances.append((_LETTER_OUT_PRIMARY if letter else _FLAT_OUT_PRIMARY, _P_OUT_PRIMARY))
-        if letter:
-            chances.append((_LETTER_OUT_SECONDARY, _P_OUT_SECONDARY))
-    if _skips_destination_sort(spec, tray.mixed, bundle):
-        pass
-    elif letter:
-        chances.extend(
-            (
-                (_LETTER_IN_PRIMARY, _P_IN_PRIMARY),
-                (_LETTER_IN_SECONDARY, _P_IN_SECONDARY),
-                (_DPS_FIRST_PASS, _P_DPS_FIRST),
-                (_DPS_SECOND_PASS, _P_DPS_SECOND),
-            )
-        )
-    else:
-        chances.extend(
-            (
-                (_FLAT_IN_PRIMARY, _P_IN_PRIMARY),
-                (_FLAT_IN_SECONDARY, _P_IN_SECONDARY),
-                (_FSS, _P_FSS),
-            )
-        )
+    chances = _ORIGIN_CHANCES[tray.shape] if tray.mixed else ()
+    if not _skips_destination_sort(spec, tray.mixed, bundle):
+        chances += _DESTINATION_CHANCES[tray.shape]
     operations = frozenset(op for op, chance in chances if rng.random() < chance)
     bundle_scanned = bundle is not None and bundle.scanned
     # A 517 needs a last processing operation at the delivering plant: a DPS pass or FSS (always
     # there), or the AA event of a 146 bundle scan made there (direct trays, or mixed trays whose
     # pieces stay at the origin).
-    lpo_at_dest = any(op.code in LPO_OPCODES for op in operations) or (
+    lpo_at_dest = bool(operations & _LPO_OPERATIONS) or (
         enriched and bundle_scanned and (not tray.mixed or dest is origin)
     )
     logical = enriched and lpo_at_dest and routing_length >= 5 and rng.random() < _P_LDE
     assumed = parents + bundle_scanned if enriched else 0
     return _PieceFate(enriched, routing_length, operations, logical, assumed)
+
+
+# Each operation a piece may get, with its chance, in the order the fates draw them: the origin
+# plant's (mixed trays only), then the destination plant's.
+_ORIGIN_CHANCES: dict[str, tuple[tuple[_Op, float], ...]] = {
+    LETTER: (
+        (_CANCEL, _P_CANCEL),
+        (_LETTER_OUT_PRIMARY, _P_OUT_PRIMARY),
+        (_LETTER_OUT_SECONDARY, _P_OUT_SECONDARY),
+    ),
+    FLAT: ((_FLAT_OUT_PRIMARY, _P_OUT_PRIMARY),),
+}
+_DESTINATION_CHANCES: dict[str, tuple[tuple[_Op, float], ...]] = {
+    LETTER: (
+        (_LETTER_IN_PRIMARY, _P_IN_PRIMARY),
+        (_LETTER_IN_SECONDARY, _P_IN_SECONDARY),
+        (_DPS_FIRST_PASS, _P_DPS_FIRST),
+        (_DPS_SECOND_PASS, _P_DPS_SECOND),
+    ),
+    FLAT: (
+        (_FLAT_IN_PRIMARY, _P_IN_PRIMARY),
+        (_FLAT_IN_SECONDARY, _P_IN_SECONDARY),
+        (_FSS, _P_FSS),
+    ),
+}
+_LPO_OPERATIONS = frozenset(
+    op for ops in _DESTINATION_CHANCES.values() for op, _ in ops if op.code in LPO_OPCODES
+)
 
 
 def _skips_destination_sort(spec: MailingSpec, mixed: bool, bundle: _BundleFate | None) -> bool:
@@ -815,8 +820,16 @@ def _transit(origin: Facility, dest: Facility, rng: random.Random) -> timedelta:
     return _seconds(rng, (10 + 8 * distance) * 60, (18 + 8 * distance) * 60)
 
 
-def _weighted(rng: random.Random, table: Sequence[tuple[_T, int]]) -> _T:
-    return rng.choices([v for v, _ in table], weights=[w for _, w in table])[0]
+def _weighted(rng: random.Random, table: tuple[tuple[_T, int], ...]) -> _T:
+    values, cumulative = _cumulative(table)
+    # The same draw as choices(weights=...), which accumulates the weights on every call.
+    choice: _T = rng.choices(values, cum_weights=cumulative)[0]
+    return choice
+
+
+@cache
+def _cumulative(table: tuple[tuple[_T, int], ...]) -> tuple[tuple[_T, ...], tuple[int, ...]]:
+    return tuple(v for v, _ in table), tuple(accumulate(w for _, w in table))
 
 
 def _actual(
