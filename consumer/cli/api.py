@@ -215,10 +215,16 @@ def lookup(
 @click.command("api-emulator")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Listen address.")
 @click.option("--port", type=int, default=8099, show_default=True, help="Listen port.")
-@click.option("--pieces", type=click.IntRange(min=1), default=1000, show_default=True)
+@click.option(
+    "--pieces",
+    type=click.IntRange(min=1),
+    default=1000,
+    show_default=True,
+    help="Pieces of the simulated mailing it serves.",
+)
 @click.option("--seed", type=int, default=0, show_default=True, help="Simulator seed.")
-@click.option("--username", default="emulator", show_default=True)
-@click.option("--password", default="emulator", show_default=True)
+@click.option("--username", default="emulator", show_default=True, help="BCG user name it accepts.")
+@click.option("--password", default="emulator", show_default=True, help="BCG password it accepts.")
 @click.option(
     "--token-ttl", type=click.FloatRange(min=1), default=900.0, show_default=True, help="Seconds."
 )

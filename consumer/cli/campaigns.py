@@ -33,7 +33,12 @@ def format_rows(rows: list[ReportRow]) -> str:
 
 @click.command("campaigns")
 @click.option(
-    "--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True
+    "--format",
+    "fmt",
+    type=click.Choice(["table", "json"]),
+    default="table",
+    show_default=True,
+    help="A table for people, or one JSON object.",
 )
 @click.option(
     "--source",
