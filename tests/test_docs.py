@@ -53,6 +53,20 @@ def test_compose_runs_the_service_against_its_kafka() -> None:
     assert kafka["environment"]["KAFKA_TRANSACTION_STATE_LOG_MIN_ISR"] == "1"
 
 
+def test_one_kafka_and_one_registry_version_everywhere() -> None:
+    """docker-compose runs the very broker and registry the scripts fetch from Maven."""
+    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    pom = (ROOT / "scripts" / "kafka-broker" / "pom.xml").read_text()
+    (kafka_version,) = re.findall(r"<kafka\.version>([^<]+)</kafka\.version>", pom)
+    assert compose["services"]["kafka"]["image"] == f"apache/kafka:{kafka_version}"
+    (registry_version,) = re.findall(
+        r'VERSION="\$\{REGISTRY_VERSION:-([^}]+)\}"',
+        (ROOT / "scripts" / "registry").read_text(),
+    )
+    registry_image = compose["services"]["registry"]["image"]
+    assert registry_image == f"apicurio/apicurio-registry:{registry_version}"
+
+
 def test_compose_runs_a_tracker_over_the_service_topics() -> None:
     compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
     service, tracker = compose["services"]["ivmtr-stream"], compose["services"]["ivmtr-tracker"]
