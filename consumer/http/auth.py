@@ -26,7 +26,7 @@ import threading
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 import structlog
 
@@ -187,28 +187,49 @@ class FeedAuthenticator:
             # Either passes, or fails before any scrypt: cheap enough for the loop.
             authorize(table, feed, authorization, peer, forwarded_for)
             return
-        async with self._one_check_at_a_time(client):
-            # The checks before this one may have locked the client out, or put these
-            # very credentials in the cache.
-            await self._refuse_if_locked_out(client)
-            if credentials_cached(table, feed, authorization):
-                authorize(table, feed, authorization, peer, forwarded_for)
-                return
-            try:
-                await self.pool.run(authorize, table, feed, authorization, peer, forwarded_for)
-            except Unauthorized:
-                self._failed(client, feed)
-                raise
-            except PasswordChecksBusy:
-                await self._hold(self.refusal_delay_s)
-                raise
+        try:
+            async with self._one_check_at_a_time(client):
+                # The checks before this one may have locked the client out, or put these
+                # very credentials in the cache. A refusal is held outside the lock, so
+                # that the client's other requests are not held one after the other.
+                wait = self.throttle.retry_after(client)
+                if wait is None:
+                    await self._check_on_pool(
+                        client, table, feed, authorization, peer, forwarded_for
+                    )
+        except PasswordChecksBusy:
+            await self._hold(self.refusal_delay_s)
+            raise
+        if wait is not None:
+            await self._refuse(client, wait)
+
+    async def _check_on_pool(
+        self,
+        client: ClientKey,
+        table: FeedTable,
+        feed: str,
+        authorization: str | None,
+        peer: str,
+        forwarded_for: str | None,
+    ) -> None:
+        if credentials_cached(table, feed, authorization):
+            authorize(table, feed, authorization, peer, forwarded_for)
+            return
+        try:
+            await self.pool.run(authorize, table, feed, authorization, peer, forwarded_for)
+        except Unauthorized:
+            self._failed(client, feed)
+            raise
 
     async def _refuse_if_locked_out(self, client: ClientKey) -> None:
         """TooManyFailures when ``client`` is locked out, whatever its credentials: a
         locked-out client must not learn from a fast 200 that a guess was right."""
         wait = self.throttle.retry_after(client)
-        if wait is None:
-            return
+        if wait is not None:
+            await self._refuse(client, wait)
+
+    async def _refuse(self, client: ClientKey, wait: float) -> NoReturn:
+        """Hold the refusal of a locked-out client (at most ``wait``), then raise it."""
         self.throttled += 1
         await self._hold(wait)
         remaining = self.throttle.retry_after(client) or 0.0

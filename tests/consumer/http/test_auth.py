@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -171,6 +172,25 @@ async def test_a_burst_from_one_client_costs_the_limit_in_scrypts_not_the_pools_
     assert right == [None] * 10
     assert len(scrypt_calls) == 4  # one check, then the cache
     assert auth._checking == {}  # nothing left behind
+
+
+async def test_refusals_are_held_side_by_side_not_one_after_the_other(
+    table: FeedTable,
+) -> None:
+    auth = FeedAuthenticator(
+        table,
+        throttle=FailureThrottle(ThrottlePolicy(failure_limit=3)),
+        pool=PasswordCheckPool(threads=1, max_waiting=4),
+        refusal_delay_s=0.3,
+    )
+    started = time.perf_counter()
+    answers = await asyncio.gather(
+        *(auth.check("letters", WRONG, USPS, None) for _ in range(20)), return_exceptions=True
+    )
+    elapsed = time.perf_counter() - started
+    assert [type(e).__name__ for e in answers].count("TooManyFailures") == 17
+    # Each refusal is held 0.3 s, all at once: 17 of them one after the other take 5 s.
+    assert 0.3 <= elapsed < 1.5
 
 
 async def test_cheap_refusals_neither_hash_nor_count(
