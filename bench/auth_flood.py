@@ -1,7 +1,8 @@
 """Valid pushes under a flood of wrong passwords: latency and the service's memory.
 
     .venv/bin/python bench/auth_flood.py [--seconds 15] [--connections 300] [--rate 20]
-        [--events 100] [--spread 32] [--service-root DIR] [--tiny] [--results DIR]
+        [--events 100] [--spread 32] [--setting IVMTR_NAME=VALUE] [--service-root DIR]
+        [--label TEXT] [--tiny] [--results DIR] [--run-dir DIR]
 
 1. ``scripts/kafka start`` (a no-op when the broker runs; only this run's topics,
    ``bench-af-<run id>.*``, are created and deleted at the end).
@@ -116,11 +117,17 @@ def write_feeds_file(path: Path) -> str:
 
 
 def start_service(
-    root: Path, prefix: str, feeds_file: Path, log_path: Path, replica: str
+    root: Path,
+    prefix: str,
+    feeds_file: Path,
+    log_path: Path,
+    replica: str,
+    overrides: dict[str, str],
 ) -> Service:
     """``python -m consumer serve`` run from ``root`` (this checkout or an older one)."""
     port = free_port()
     settings = {
+        **overrides,
         "IVMTR_HOST": "127.0.0.1",
         "IVMTR_PORT": str(port),
         "IVMTR_KAFKA_BOOTSTRAP_SERVERS": BOOTSTRAP,
@@ -347,6 +354,13 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--service-root", type=Path, default=ROOT, help="checkout the service runs from"
     )
+    parser.add_argument(
+        "--setting",
+        action="append",
+        default=[],
+        metavar="IVMTR_NAME=VALUE",
+        help="a setting of the service (repeatable), e.g. IVMTR_AUTH_HASH_THREADS=1",
+    )
     parser.add_argument("--label", default="", help="a name for this run in the JSON")
     parser.add_argument("--results", type=Path, default=RESULTS, help="JSON results directory")
     parser.add_argument("--run-dir", type=Path, help="service log and feeds file")
@@ -357,6 +371,10 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     args.rate = args.rate or (10.0 if tiny else 20.0)
     args.events = args.events or (10 if tiny else 100)
     args.spread = args.spread or (8 if tiny else 32)
+    try:
+        args.overrides = dict(item.split("=", 1) for item in args.setting)
+    except ValueError:
+        parser.error("--setting takes IVMTR_NAME=VALUE")
     return args
 
 
@@ -376,7 +394,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "label": args.label,
         "tiny": args.tiny,
         "plan": {
-            k: getattr(args, k) for k in ("seconds", "connections", "rate", "events", "spread")
+            k: getattr(args, k)
+            for k in ("seconds", "connections", "rate", "events", "spread", "overrides")
         },
         "service_root": shown(args.service_root.resolve()),
         "service_git": subprocess.run(
@@ -392,7 +411,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     }
     runner = asyncio.Runner(loop_factory=_loop_factory())
     service = start_service(
-        args.service_root, prefix, work / "feeds.toml", work / "service.log", f"bench-af-{run_id}"
+        args.service_root,
+        prefix,
+        work / "feeds.toml",
+        work / "service.log",
+        f"bench-af-{run_id}",
+        args.overrides,
     )
     phases: dict[str, Any] = {}
     try:

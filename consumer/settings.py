@@ -230,11 +230,13 @@ class Settings(BaseSettings):
         "past it the least recently failing is forgotten.",
     )
     auth_hash_threads: int = Field(
-        2,
+        1,
         ge=1,
         le=64,
         description="Threads of their own that check passwords (scrypt, ~16 MiB each), apart "
-        "from the ingest work; valid credentials are checked once, then cached.",
+        "from the ingest work: at most that many cores go to password checks. Valid "
+        "credentials are checked once, then cached, so one thread (~20 checks/s) is plenty "
+        "for valid senders.",
     )
     auth_hash_queue: int = Field(
         16,
@@ -246,7 +248,8 @@ class Settings(BaseSettings):
         ge=0,
         le=30,
         description="How long a refusal made without a password check (429, 503 auth_busy) is "
-        "held before it is sent, so a client ignoring Retry-After cannot ask again at once.",
+        "held before it is sent, on average (0.5-1.5x), so a client ignoring Retry-After "
+        "cannot ask again at once.",
     )
 
     # Limits

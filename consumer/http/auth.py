@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import math
+import random
 import threading
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -154,7 +155,7 @@ class FeedAuthenticator:
         self.feeds = feeds
         # ``is None``, not ``or``: an empty throttle has len() 0, and so is false.
         self.throttle = FailureThrottle() if throttle is None else throttle
-        self.pool = PasswordCheckPool(threads=2, max_waiting=16) if pool is None else pool
+        self.pool = PasswordCheckPool(threads=1, max_waiting=16) if pool is None else pool
         self.refusal_delay_s = refusal_delay_s
         self.failures_by_feed: dict[str, int] = {}
         """Wrong passwords found by a check, by feed (a counter for metrics)."""
@@ -280,7 +281,13 @@ class FeedAuthenticator:
 
     async def _hold(self, seconds: float) -> None:
         """Hold a refusal made without a check, so that a client that ignores
-        Retry-After cannot make a connection ask again at once."""
-        delay = min(self.refusal_delay_s, seconds)
+        Retry-After cannot make a connection ask again at once.
+
+        The hold is ``refusal_delay_s`` on average, drawn from half to one and a half of
+        it: held alike, a flood's connections would all be answered, and all ask again,
+        in the same instant each time, and the event loop would take them in one burst
+        that every valid push arriving then waits behind.
+        """
+        delay = min(self.refusal_delay_s * random.uniform(0.5, 1.5), seconds)
         if delay > 0:
             await asyncio.sleep(delay)

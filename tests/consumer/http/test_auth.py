@@ -189,8 +189,8 @@ async def test_refusals_are_held_side_by_side_not_one_after_the_other(
     )
     elapsed = time.perf_counter() - started
     assert [type(e).__name__ for e in answers].count("TooManyFailures") == 17
-    # Each refusal is held 0.3 s, all at once: 17 of them one after the other take 5 s.
-    assert 0.3 <= elapsed < 1.5
+    # Each refusal is held 0.15-0.45 s, all at once; one after the other, 17 take 5 s.
+    assert 0.15 <= elapsed < 1.5
 
 
 async def test_cheap_refusals_neither_hash_nor_count(
