@@ -68,6 +68,14 @@ def test_defaults() -> None:
         "insecure_dev_mode": False,
         "tls_cert_file": None,
         "tls_key_file": None,
+        "auth_failure_limit": 10,
+        "auth_failure_window_s": 60.0,
+        "auth_lockout_s": 60.0,
+        "auth_lockout_max_s": 3600.0,
+        "auth_tracked_clients": 100_000,
+        "auth_hash_threads": 1,
+        "auth_hash_queue": 16,
+        "auth_refusal_delay_s": 1.0,
         "max_body_bytes": 512 * 1024 * 1024,
         "max_decompressed_bytes": 2 * 1024**3,
         "fast_path": "auto",
@@ -112,6 +120,7 @@ def test_defaults() -> None:
         ("IVMTR_FEEDS_FILE", "/etc/ivmtr/feeds.toml", "feeds_file", Path("/etc/ivmtr/feeds.toml")),
         ("IVMTR_INSECURE_DEV_MODE", "true", "insecure_dev_mode", True),
         ("IVMTR_MAX_JSON_DEPTH", "8", "max_json_depth", 8),
+        ("IVMTR_AUTH_HASH_THREADS", "3", "auth_hash_threads", 3),
     ],
 )
 def test_environment_overrides(
@@ -164,6 +173,10 @@ def test_other_environment_variables_are_ignored(monkeypatch: pytest.MonkeyPatch
         ("IVMTR_DELIVERY_SLOTS", "257"),
         ("IVMTR_MAX_BATCH_BYTES", "1000"),
         ("IVMTR_COMPRESSION", "brotli"),
+        ("IVMTR_AUTH_FAILURE_LIMIT", "0"),
+        ("IVMTR_AUTH_HASH_THREADS", "0"),
+        ("IVMTR_AUTH_HASH_QUEUE", "-1"),
+        ("IVMTR_AUTH_REFUSAL_DELAY_S", "31"),
         ("IVMTR_KAFKA_TIMEOUT_S", "0"),
         ("IVMTR_MAX_BODY_BYTES", "1023"),
         ("IVMTR_MAX_RECORD_BYTES", "100"),
@@ -214,3 +227,8 @@ def test_tls_files_go_together() -> None:
 def test_per_campaign_stall_thresholds_from_json(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("IVMTR_TRACK_STALL_HOURS_BY_CAMPAIGN", '{"spring-9": 48, "bulk": 240.5}')
     assert load_settings().track_stall_hours_by_campaign == {"spring-9": 48.0, "bulk": 240.5}
+
+
+def test_a_first_lockout_longer_than_the_longest_is_refused() -> None:
+    with pytest.raises(SettingsError, match="IVMTR_AUTH_LOCKOUT_S must not exceed"):
+        load_settings(auth_lockout_s=7200, auth_lockout_max_s=3600)
