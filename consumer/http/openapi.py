@@ -115,13 +115,23 @@ def openapi_document(*, basic_auth: bool) -> dict[str, Any]:
         "415": _error("Content-Type or Content-Encoding not supported."),
         "500": _error("Unexpected error; nothing was published."),
         "503": {
-            **_error("Kafka unavailable or overloaded; nothing was published."),
+            **_error(
+                "Kafka unavailable, overloaded, or the password checks busy (auth_busy); "
+                "nothing was published."
+            ),
             "headers": retry_after,
         },
     }
     if basic_auth:
         push_responses["401"] = _error("Missing or wrong credentials for this feed.")
         push_responses["403"] = _error("The client address is not allowed for this feed.")
+        push_responses["429"] = {
+            **_error(
+                "The client address failed too many password checks (too_many_failures): "
+                "refused without a check until Retry-After."
+            ),
+            "headers": retry_after,
+        }
     push: dict[str, Any] = {
         "summary": "Push an IV-MTR message",
         "operationId": "pushMessage",
