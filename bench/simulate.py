@@ -141,11 +141,10 @@ def main() -> int:
         "load_average": os.getloadavg(),
         "runs": runs,
     }
-    if not args.tiny:
-        args.results.mkdir(parents=True, exist_ok=True)
-        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-        for name in (f"simulate-{stamp}.json", "simulate-latest.json"):
-            (args.results / name).write_text(json.dumps(result, indent=2) + "\n")
+    args.results.mkdir(parents=True, exist_ok=True)
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    for name in (f"simulate-{stamp}.json", "simulate-latest.json"):
+        (args.results / name).write_text(json.dumps(result, indent=2) + "\n")
     return 0 if all(run["exit_code"] == 0 for run in runs.values()) else 1
 
 

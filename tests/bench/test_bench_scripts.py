@@ -226,6 +226,21 @@ def check_tracker(stdout: str, tmp: Path) -> None:
     assert result["scans"]["count"] == 3000
 
 
+def check_simulate(stdout: str, tmp: Path) -> None:
+    first_progress, _into, first_message, wall, rss = figures(
+        stdout,
+        rf"^after\s+first progress ({NUMBER}) s \(({NUMBER}) s into the command\), "
+        rf"first message ({NUMBER}) s, wall ({NUMBER}) s, peak RSS ({NUMBER}) MB",
+    )
+    assert 0 < first_progress <= wall and 0 < first_message <= wall and rss > 0
+    result = read_json(tmp / "results" / "simulate-latest.json", {"pieces", "runs", "command"})
+    after = result["runs"]["after"]
+    assert result["pieces"] == 500 and after["exit_code"] == 0 and after["progress_lines"] >= 1
+    summary = after["summary"]
+    assert summary["ok"] is True and summary["messages"] == summary["delivered"] > 0
+    assert 0 < summary["generating_seconds"] <= summary["seconds"]
+
+
 def check_auth_flood(stdout: str, tmp: Path) -> None:
     for phase in ("quiet", "flood_one", "flood_spread"):
         p50, p99, _max, answered, rss = figures(
@@ -304,6 +319,7 @@ TINY: dict[str, Tiny] = {
         check_tracker,
         True,
     ),
+    "simulate": Tiny(lambda tmp: ["--tiny", f"--results={tmp / 'results'}"], check_simulate),
     "auth_flood": Tiny(
         lambda tmp: ["--tiny", f"--results={tmp / 'results'}", f"--run-dir={tmp / 'run'}"],
         check_auth_flood,
