@@ -90,6 +90,10 @@ def _hop_client(settings: Settings) -> httpx.AsyncClient:
     )
 
 
+UNKNOWN_FEED_LABEL = "(unknown)"
+"""The ``feed`` label of refusals whose URL names no feed of the feeds file."""
+
+
 def create_app(settings: Settings, service: IngestService | None = None) -> Starlette:
     """Build the application; Kafka is connected by the lifespan, not here."""
     service = service or IngestService(settings)
@@ -301,12 +305,17 @@ def create_app(settings: Settings, service: IngestService | None = None) -> Star
     async def refused(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, IngestError)
         feed = request.path_params.get("feed", "")
+        # The path is the client's: a flood of made-up feed names must not become as many
+        # label values (series) in every scrape. The log line keeps the name.
+        label = feed
+        if service.feeds is not None and feed not in service.feeds.feeds:
+            label = UNKNOWN_FEED_LABEL
         request_id = request.state.request_id
         elapsed = time.perf_counter() - request.state.started
         status = status_of(exc)
-        metrics.messages.labels(feed, "refused").inc()
-        metrics.refused.labels(feed, exc.code).inc()
-        metrics.request_seconds.labels(feed, str(int(status))).observe(elapsed)
+        metrics.messages.labels(label, "refused").inc()
+        metrics.refused.labels(label, exc.code).inc()
+        metrics.request_seconds.labels(label, str(int(status))).observe(elapsed)
         if isinstance(exc, Unavailable) and exc.code == "kafka_unavailable":
             metrics.kafka_errors.labels(exc.code).inc()
         # A locked-out client may keep asking; its lockout was logged once, when it began.

@@ -16,6 +16,7 @@ from pathlib import Path
 import httpx
 import orjson
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from consumer.feeds import hash_password
 from tests.integration.conftest import (
@@ -152,6 +153,26 @@ async def test_who_may_push(
     assert "secret" not in response.text
     assert await event_ids(secured, group) == {}
     assert "letters-secret-1" not in secured.logs() and "flats-secret-22" not in secured.logs()
+
+
+async def test_made_up_feed_names_share_one_metric_label(secured: Service) -> None:
+    """A flood of made-up feed names must not grow the scrape by a series per name."""
+    names = [f"made-up-{uuid.uuid4().hex[:10]}" for _ in range(5)]
+    for name in names:
+        response = await post(secured, name, b"{}", headers=JSON)
+        assert response.status_code == 404 and response.json()["error"] == "unknown_feed"
+    async with httpx.AsyncClient(base_url=secured.url, timeout=30) as client:
+        scrape = (await client.get("/metrics")).text
+    assert not any(name in scrape for name in names)
+    refused = {
+        (sample.labels["feed"], sample.labels["error"]): sample.value
+        for family in text_string_to_metric_families(scrape)
+        if family.name == "ivmtr_refused_messages"
+        for sample in family.samples
+    }
+    assert refused[("(unknown)", "unknown_feed")] >= len(names)
+    # The log line still names what was asked for.
+    assert all(name in secured.logs() for name in names)
 
 
 async def test_the_right_credentials_publish_with_the_feeds_campaign(secured: Service) -> None:
