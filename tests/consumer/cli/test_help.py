@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from collections.abc import Iterator
 
 import click
@@ -17,7 +19,12 @@ def commands(
     """`command` and every command below it, nested groups included, with their full names."""
     yield path, command
     if isinstance(command, click.Group):
-        for name, sub in sorted(command.commands.items()):
+        # Through list_commands/get_command, as click does: the root imports its commands
+        # only when asked for them.
+        ctx = click.Context(command)
+        for name in command.list_commands(ctx):
+            sub = command.get_command(ctx, name)
+            assert sub is not None, f"{path} lists {name} but cannot load it"
             yield from commands(sub, f"{path} {name}")
 
 
@@ -59,3 +66,19 @@ def test_help_shows_the_option_texts() -> None:
     result = CliRunner().invoke(main, ["simulate", "--help"])
     assert result.exit_code == 0
     assert "Mail pieces in the mailing" in result.output
+
+
+def test_a_command_imports_only_its_own_module() -> None:
+    """`simulate` and `imb` start without loading the service, Kafka or the other commands."""
+    probe = (
+        "import sys; from consumer.cli.main import main; "
+        "main(['simulate', '--help'], standalone_mode=False); "
+        "print(' '.join(sorted(m for m in sys.modules if m.split('.')[0] in "
+        "('aiokafka', 'starlette', 'uvicorn') or m.startswith('consumer.cli.'))))"
+    )
+    loaded = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True
+    ).stdout.split()
+    assert "consumer.cli.simulate" in loaded
+    assert [m for m in loaded if m.split(".")[0] in ("aiokafka", "starlette", "uvicorn")] == []
+    assert "consumer.cli.serve" not in loaded and "consumer.cli.tail" not in loaded
