@@ -66,7 +66,6 @@ sys.path.insert(0, str(ROOT))
 
 from bench.http1 import Http1Pool  # noqa: E402
 from bench.run import (  # noqa: E402
-    BOOTSTRAP,
     FEED,
     HTTP_ERRORS,
     MB,
@@ -79,11 +78,11 @@ from bench.run import (  # noqa: E402
     _loop_factory,
     collector_paused,
     delete_topics,
-    free_port,
     git_state,
     log_findings,
     percentile,
     shown,
+    start_service,
     status_bytes,
 )
 from consumer.feeds import hash_password  # noqa: E402
@@ -114,50 +113,6 @@ def write_feeds_file(path: Path) -> str:
     )
     path.chmod(0o600)
     return password
-
-
-def start_service(
-    root: Path,
-    prefix: str,
-    feeds_file: Path,
-    log_path: Path,
-    replica: str,
-    overrides: dict[str, str],
-) -> Service:
-    """``python -m consumer serve`` run from ``root`` (this checkout or an older one)."""
-    port = free_port()
-    settings = {
-        **overrides,
-        "IVMTR_HOST": "127.0.0.1",
-        "IVMTR_PORT": str(port),
-        "IVMTR_KAFKA_BOOTSTRAP_SERVERS": BOOTSTRAP,
-        "IVMTR_TOPIC_PREFIX": prefix,
-        "IVMTR_REPLICA_ID": replica,
-        "IVMTR_FEEDS_FILE": str(feeds_file),
-        "IVMTR_LOG_FORMAT": "json",
-    }
-    env = {k: v for k, v in os.environ.items() if not k.startswith("IVMTR_")}
-    env.update(settings)
-    with log_path.open("wb") as log_file:
-        # ``-m`` puts the working directory first on sys.path: root's ``consumer`` runs.
-        process = subprocess.Popen(
-            [sys.executable, "-m", "consumer", "serve"],
-            cwd=root,
-            env=env,
-            stdout=log_file,
-            stderr=subprocess.STDOUT,
-        )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 90
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise SystemExit(f"service exited with {process.returncode}:\n{log_path.read_text()}")
-        with contextlib.suppress(httpx.HTTPError):
-            if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
-                return Service(process, port, url, log_path, settings)
-        time.sleep(0.2)
-    process.kill()
-    raise SystemExit(f"service did not become ready:\n{log_path.read_text()}")
 
 
 def scrape_auth(url: str) -> dict[str, float]:
@@ -411,12 +366,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     }
     runner = asyncio.Runner(loop_factory=_loop_factory())
     service = start_service(
-        args.service_root,
         prefix,
         work / "feeds.toml",
         work / "service.log",
         f"bench-af-{run_id}",
         args.overrides,
+        root=args.service_root,
     )
     phases: dict[str, Any] = {}
     try:

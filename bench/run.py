@@ -438,8 +438,11 @@ def start_service(
     log_path: Path,
     replica: str,
     overrides: dict[str, str] | None = None,
+    *,
+    root: Path = ROOT,
 ) -> Service:
-    """``python -m consumer serve`` with production defaults; waits for /readyz."""
+    """``python -m consumer serve`` with production defaults, run from ``root`` (this
+    checkout, or an older one to compare with); waits for /readyz."""
     port = free_port()
     settings = {
         **(overrides or {}),
@@ -455,9 +458,10 @@ def start_service(
     env = {k: v for k, v in os.environ.items() if not k.startswith("IVMTR_")}
     env.update(settings)
     with log_path.open("wb") as log_file:
+        # ``-m`` puts the working directory first on sys.path: root's ``consumer`` runs.
         process = subprocess.Popen(
             [sys.executable, "-m", "consumer", "serve"],
-            cwd=ROOT,
+            cwd=root,
             env=env,
             stdout=log_file,
             stderr=subprocess.STDOUT,
