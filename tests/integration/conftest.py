@@ -66,6 +66,31 @@ class Service:
         return text[: text.rfind("\n") + 1]
 
 
+def wait_until_answering(
+    process: subprocess.Popen[bytes],
+    url: str,
+    log_path: Path,
+    what: str,
+    *,
+    within_s: float = 60,
+    verify: ssl.SSLContext | bool = True,
+) -> None:
+    """Wait until GET ``url`` answers 200; kill ``process`` and fail with its log if it
+    exits first or does not answer within ``within_s``."""
+    deadline = time.monotonic() + within_s
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"{what} exited with {process.returncode}:\n{log_path.read_text()}")
+        try:
+            if httpx.get(url, timeout=2, verify=verify).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    process.kill()
+    raise RuntimeError(f"{what} did not become ready:\n{log_path.read_text()}")
+
+
 def start_service(
     tmp: Path,
     prefix: str,
@@ -99,20 +124,10 @@ def start_service(
             stderr=subprocess.STDOUT,
         )
     url = f"{scheme}://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"service exited with {process.returncode}:\n{log_path.read_text()}")
-        try:
-            probe = "/readyz" if wait_ready else "/healthz"
-            verify = ssl.create_default_context(cafile=ca) if ca else True
-            if httpx.get(f"{url}{probe}", timeout=2, verify=verify).status_code == 200:
-                return Service(url, prefix, process, log_path)
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    process.kill()
-    raise RuntimeError(f"service did not become ready:\n{log_path.read_text()}")
+    probe = "/readyz" if wait_ready else "/healthz"
+    verify = ssl.create_default_context(cafile=ca) if ca else True
+    wait_until_answering(process, f"{url}{probe}", log_path, "service", verify=verify)
+    return Service(url, prefix, process, log_path)
 
 
 def stop_service(service: Service) -> None:
@@ -311,18 +326,8 @@ def start_tracker(tmp: Path, prefix: str, group: str, **env: str) -> TrackerProc
             stderr=subprocess.STDOUT,
         )
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"tracker exited with {process.returncode}:\n{log_path.read_text()}")
-        try:
-            if httpx.get(f"{url}/healthz", timeout=2).status_code == 200:
-                return TrackerProcess(process, url, log_path)
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    process.kill()
-    raise RuntimeError(f"tracker did not start:\n{log_path.read_text()}")
+    wait_until_answering(process, f"{url}/healthz", log_path, "tracker")
+    return TrackerProcess(process, url, log_path)
 
 
 def stop_tracker(tracker: TrackerProcess) -> None:

@@ -46,6 +46,7 @@ from tests.integration.conftest import (
     stop_service,
     stop_tracker,
     wait_ready,
+    wait_until_answering,
 )
 from tests.integration.test_ingest import BAD_PIECE, LDE, PIECE, TRAY, envelope
 
@@ -105,20 +106,8 @@ def start_prometheus(tmp: Path, config: dict[str, Any]) -> Prometheus:
             stderr=subprocess.STDOUT,
         )
     prometheus = Prometheus(f"http://127.0.0.1:{port}", process, log_path)
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(
-                f"prometheus exited with {process.returncode}:\n{log_path.read_text()}"
-            )
-        try:
-            if httpx.get(f"{prometheus.url}/-/ready", timeout=2).status_code == 200:
-                return prometheus
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    stop_prometheus(prometheus)
-    raise RuntimeError(f"prometheus did not become ready:\n{log_path.read_text()}")
+    wait_until_answering(process, f"{prometheus.url}/-/ready", log_path, "prometheus", within_s=30)
+    return prometheus
 
 
 def stop_prometheus(prometheus: Prometheus) -> None:
