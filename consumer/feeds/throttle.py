@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import time
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv6Address, IPv6Network
 
@@ -113,7 +113,11 @@ class _Record:
 
 
 class FailureThrottle:
-    """Per-client failure counts and lockouts; see the module docstring for the policy."""
+    """Per-client failure counts and lockouts; see the module docstring for the policy.
+
+    A client is any hashable key: the authenticator counts a client address's failures
+    per feed (``(client_key(...), feed)``).
+    """
 
     def __init__(
         self, policy: ThrottlePolicy | None = None, *, clock: Callable[[], float] = time.monotonic
@@ -121,7 +125,7 @@ class FailureThrottle:
         self.policy = policy or ThrottlePolicy()
         self._clock = clock
         # Ordered by last failure, oldest first: eviction and forgetting pop from the front.
-        self._records: OrderedDict[ClientKey, _Record] = OrderedDict()
+        self._records: OrderedDict[Hashable, _Record] = OrderedDict()
         self.lockouts = 0
         """Lockouts started since this throttle was made (a counter for metrics)."""
 
@@ -129,7 +133,7 @@ class FailureThrottle:
         """Clients tracked now."""
         return len(self._records)
 
-    def retry_after(self, client: ClientKey) -> float | None:
+    def retry_after(self, client: Hashable) -> float | None:
         """Seconds until ``client`` may be checked again; None when it may be now."""
         record = self._records.get(client)
         if record is None:
@@ -137,7 +141,7 @@ class FailureThrottle:
         remaining = record.locked_until - self._clock()
         return remaining if remaining > 0 else None
 
-    def record_failure(self, client: ClientKey) -> float | None:
+    def record_failure(self, client: Hashable) -> float | None:
         """Count a failed check of ``client``; the lockout it started, in seconds, if any."""
         now = self._clock()
         self._forget_stale(now)

@@ -45,7 +45,13 @@ from consumer.feeds import (
 )
 from consumer.feeds.throttle import ClientKey
 
-__all__ = ["FeedAuthenticator", "PasswordCheckPool", "PasswordChecksBusy"]
+__all__ = ["FailureKey", "FeedAuthenticator", "PasswordCheckPool", "PasswordChecksBusy"]
+
+FailureKey = tuple[ClientKey, str]
+"""Who wrong passwords count against: a client address and the feed it pushed to.
+
+Per feed, because IV-MTR pushes every feed of a mailer from the same USPS addresses: one
+feed whose password is wrong in IV-MTR's address book must not lock the others out."""
 
 log = structlog.get_logger()
 
@@ -162,7 +168,7 @@ class FeedAuthenticator:
         self.throttled = 0
         """Pushes answered 429 without a check (a counter for metrics)."""
         # Clients with a check running or waiting: bounded by the requests in flight.
-        self._checking: dict[ClientKey, _ClientChecks] = {}
+        self._checking: dict[FailureKey, _ClientChecks] = {}
 
     def start(self) -> None:
         """Make the password-check pool ready."""
@@ -180,7 +186,8 @@ class FeedAuthenticator:
         table = self.feeds
         if table is None:
             return  # insecure development mode, logged on every request by the app
-        client = client_key(client_address(peer, forwarded_for, table.trusted_proxies), peer)
+        address = client_address(peer, forwarded_for, table.trusted_proxies)
+        client: FailureKey = (client_key(address, peer), feed)
         await self._refuse_if_locked_out(client)
         if credentials_cached(table, feed, authorization) or not self._needs_check(
             table, feed, authorization
@@ -206,7 +213,7 @@ class FeedAuthenticator:
 
     async def _check_on_pool(
         self,
-        client: ClientKey,
+        client: FailureKey,
         table: FeedTable,
         feed: str,
         authorization: str | None,
@@ -222,14 +229,14 @@ class FeedAuthenticator:
             self._failed(client, feed)
             raise
 
-    async def _refuse_if_locked_out(self, client: ClientKey) -> None:
+    async def _refuse_if_locked_out(self, client: FailureKey) -> None:
         """TooManyFailures when ``client`` is locked out, whatever its credentials: a
         locked-out client must not learn from a fast 200 that a guess was right."""
         wait = self.throttle.retry_after(client)
         if wait is not None:
             await self._refuse(client, wait)
 
-    async def _refuse(self, client: ClientKey, wait: float) -> NoReturn:
+    async def _refuse(self, client: FailureKey, wait: float) -> NoReturn:
         """Hold the refusal of a locked-out client (at most ``wait``), then raise it."""
         self.throttled += 1
         await self._hold(wait)
@@ -240,7 +247,7 @@ class FeedAuthenticator:
         )
 
     @contextlib.asynccontextmanager
-    async def _one_check_at_a_time(self, client: ClientKey) -> AsyncIterator[None]:
+    async def _one_check_at_a_time(self, client: FailureKey) -> AsyncIterator[None]:
         """Checks of one client run one after the other, so that a burst of wrong
         passwords costs at most ``failure_limit`` scrypts before the lockout, not as many
         as the pool takes; and a burst of right ones one scrypt, then the cache."""
@@ -268,13 +275,14 @@ class FeedAuthenticator:
             return False
         return True
 
-    def _failed(self, client: ClientKey, feed: str) -> None:
+    def _failed(self, client: FailureKey, feed: str) -> None:
         self.failures_by_feed[feed] = self.failures_by_feed.get(feed, 0) + 1
         lockout = self.throttle.record_failure(client)
         if lockout is not None:
             log.warning(
                 "client locked out after failed password checks",
-                client=str(client),
+                client=str(client[0]),
+                feed=feed,
                 failures=self.throttle.policy.failure_limit,
                 lockout_s=round(lockout, 1),
             )

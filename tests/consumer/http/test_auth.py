@@ -28,7 +28,15 @@ from consumer.feeds import (
 from consumer.http.app import create_app
 from consumer.http.auth import FeedAuthenticator, PasswordCheckPool, PasswordChecksBusy
 from consumer.settings import Settings
-from tests.consumer.feeds.samples import LETTERS, LETTERS_PASSWORD, TABLE_TOML, basic, write
+from tests.consumer.feeds.samples import (
+    FLATS,
+    FLATS_PASSWORD,
+    LETTERS,
+    LETTERS_PASSWORD,
+    TABLE_TOML,
+    basic,
+    write,
+)
 
 USPS = "56.1.2.3"
 OTHER_USPS = "56.9.9.9"
@@ -154,6 +162,22 @@ async def test_a_locked_out_client_is_refused_before_any_scrypt_even_with_the_pa
     assert auth.failures_by_feed == {"letters": 3} and auth.throttled == 2
     await auth.check("letters", LETTERS, OTHER_USPS, None)  # another address: unaffected
     assert scrypt_calls[-1] == LETTERS_PASSWORD.encode()
+
+
+async def test_a_feed_failing_from_an_address_locks_out_only_that_feed(
+    table: FeedTable, scrypt_calls: list[bytes]
+) -> None:
+    """IV-MTR pushes every feed of a mailer from the same addresses: one feed whose password
+    is wrong in its address book must not stop the others."""
+    auth = authenticator(table, limit=3)
+    for _ in range(3):
+        with pytest.raises(Unauthorized):
+            await auth.check("letters", WRONG, USPS, None)
+    with pytest.raises(TooManyFailures):
+        await auth.check("letters", LETTERS, USPS, None)
+    await auth.check("flats", FLATS, USPS, None)  # the same address, another feed
+    assert scrypt_calls[-1] == FLATS_PASSWORD.encode()
+    assert auth.failures_by_feed == {"letters": 3}
 
 
 async def test_a_burst_from_one_client_costs_the_limit_in_scrypts_not_the_pools_size(
