@@ -3,8 +3,8 @@
 A wrong password costs a scrypt (tens of ms, ~16 MiB at the default cost). Three bounds
 keep a flood of them from reaching the valid pushes:
 
-- ``FailureThrottle``: a client address that keeps failing is answered 429 before any
-  check, until its lockout ends;
+- ``FailureThrottle``: a client address that keeps failing a feed's check is answered
+  429 for that feed before any check, until its lockout ends;
 - ``PasswordCheckPool``: checks run on a few threads of their own, not the default
   executor that runs the native ingest work, and only so many may wait for them (503
   beyond that); scrypt's memory is at most threads x 16 MiB;
