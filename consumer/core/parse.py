@@ -106,6 +106,10 @@ _DELIMITER = re.compile(rb"[,\]} \t\n\r]")
 # A closer can sit inside a string or a nested value, so a candidate end is only
 # accepted when orjson parses the slice; past this many tries a full scan decides.
 _MAX_CANDIDATES = 8
+# How deep in the message a value sits: a record is inside the message and its events
+# array, an envelope member (and a key) inside the message alone.
+_RECORD_LEVELS = 2
+_MEMBER_LEVELS = 1
 
 
 class MessageParser:
@@ -138,6 +142,8 @@ class MessageParser:
         self._scan_depth = 0
         self._max_record_bytes = max_record_bytes
         self._max_depth = max_depth
+        # The native paths take flat records (one level) unchecked: only where they fit.
+        self._flat_fits = max_depth > _RECORD_LEVELS
         self._scanner = flat_records
         self._encoder: MessageEncoder | None = None
         # Where the encoder last stopped at a record (left to Python, not flat, or cut by the
@@ -234,7 +240,7 @@ class MessageParser:
                 if end < 0:
                     return
                 raw = buf[pos:end]
-                items.append(RawRecord(self._index, raw, self._loads(raw)))
+                items.append(RawRecord(self._index, raw, self._loads(raw, _RECORD_LEVELS)))
                 self._index += 1
                 self._pos = end
                 self._state = _State.EVENT_END
@@ -261,7 +267,7 @@ class MessageParser:
                 end = _string_end(buf, pos)
                 if end < 0:
                     return
-                key = self._loads(buf[pos:end])
+                key = self._loads(buf[pos:end], _MEMBER_LEVELS)
                 if key in self._keys:
                     raise self._fail(f"member {key!r} appears twice")
                 self._keys.add(key)
@@ -283,7 +289,7 @@ class MessageParser:
                 end = self._value_end(pos, self._key)
                 if end < 0:
                     return
-                items.append(EnvelopeField(self._key, self._loads(buf[pos:end])))
+                items.append(EnvelopeField(self._key, self._loads(buf[pos:end], _MEMBER_LEVELS)))
                 self._pos = end
                 self._state = _State.MEMBER_END
                 if self._pause_for_encoder and self._encoder is None and not self._eof:
@@ -308,7 +314,7 @@ class MessageParser:
         where it stopped, so tiny chunks cost linear time), invalid, nested or too large ones.
         """
         scan = self._scanner
-        if scan is None or self._candidate_from or self._candidate_tries:
+        if scan is None or self._candidate_from or self._candidate_tries or not self._flat_fits:
             return False
         records, end, after_record = scan(self._buf, pos, self._max_record_bytes)
         if not records:
@@ -329,7 +335,8 @@ class MessageParser:
         """
         encoder = self._encoder
         assert encoder is not None
-        if self._candidate_from or self._candidate_tries or pos == self._encoder_stop:
+        stopped_here = pos == self._encoder_stop
+        if self._candidate_from or self._candidate_tries or stopped_here or not self._flat_fits:
             return False
         run, end, after_record = encoder.encode_flat(
             self._buf, pos, self._max_record_bytes, self._index
@@ -347,13 +354,17 @@ class MessageParser:
             self._encoder_stop = end
         return True
 
-    def _loads(self, raw: bytes) -> Any:
+    def _loads(self, raw: bytes, levels: int) -> Any:
+        """``raw`` parsed, a value found ``levels`` deep in the message: NestingTooDeep when
+        the message would be nested deeper than ``max_depth`` there."""
         try:
             value = orjson.loads(raw)
         except orjson.JSONDecodeError as exc:
             raise self._fail(f"invalid JSON: {exc}") from exc
-        # The message itself and events are two levels; a flat record adds one.
-        if raw.count(b"{") + raw.count(b"[") > 1 and nesting_depth(value) + 2 > self._max_depth:
+        # A value is at most as deep as it has brackets (strings may hold some more), so
+        # the exact depth is worked out only when the brackets could reach past the limit.
+        brackets = raw.count(b"{") + raw.count(b"[")
+        if brackets + levels > self._max_depth and nesting_depth(value) + levels > self._max_depth:
             raise NestingTooDeep(self._max_depth)
         return value
 

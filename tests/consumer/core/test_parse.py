@@ -11,7 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from consumer.core.parse import EnvelopeField, FlatRecords, MessageParser, RawRecord
-from consumer.errors import LimitExceeded, MalformedMessage, RecordTooLarge
+from consumer.errors import LimitExceeded, MalformedMessage, NestingTooDeep, RecordTooLarge
 from consumer.http.errors import status_of
 from consumer.native import record_scanner
 from tests.samples import LDE_JSON as LDE
@@ -367,3 +367,99 @@ def test_oversized_envelope_member_is_named() -> None:
     with pytest.raises(LimitExceeded) as caught:
         parse(body, 100, max_record_bytes=1024)
     assert "msgGrpId" in caught.value.detail
+
+
+# --------------------------------------------------------------------------- nesting depth
+
+
+def reference_depth(value: object) -> int:
+    """Depth of a JSON document worked out on its own (recursive): ``{}`` and ``[]`` are 1."""
+    if isinstance(value, dict):
+        return 1 + max((reference_depth(v) for v in value.values()), default=0)
+    if isinstance(value, list):
+        return 1 + max((reference_depth(v) for v in value), default=0)
+    return 0
+
+
+def nested(depth: int, leaf: object = "]}[{") -> object:
+    """A value ``depth`` deep, objects and arrays alternating, brackets in its strings."""
+    value = leaf
+    for level in range(depth):
+        value = {"k": value, "s": "[{"} if level % 2 else [value, "}]"]
+    return value
+
+
+# Where the deep value sits: a record of events (two levels in), an envelope member
+# before or after events (one level in).
+PLACES = {
+    "record": lambda value: {"msgGrpId": "G", "events": [{"a": 1}, value]},
+    "member before events": lambda value: {"msgGrpId": "G", "meta": value, "events": []},
+    "member after events": lambda value: {"events": [], "meta": value},
+}
+PLACE_LEVELS = {"record": 2, "member before events": 1, "member after events": 1}
+
+
+def parses(body: bytes, chunk: int | None, max_depth: int) -> bool:
+    """Whether the parser takes ``body``; any refusal but NestingTooDeep fails the test."""
+    try:
+        parse(body, chunk, max_depth=max_depth)
+    except NestingTooDeep as exc:
+        assert (exc.context["limit"], exc.context["value"]) == ("max_json_depth", max_depth)
+        assert f"max_json_depth={max_depth}" in exc.detail
+        assert (status_of(exc), exc.code) == (400, "limit_exceeded")
+        return False
+    return True
+
+
+@pytest.mark.parametrize("place", PLACES)
+@pytest.mark.parametrize("max_depth", [2, 3, 4, 5, 16, 17, 40])
+def test_a_message_nested_exactly_at_the_limit_is_accepted_one_deeper_refused(
+    place: str, max_depth: int
+) -> None:
+    for total in (max_depth, max_depth + 1):
+        inner = total - PLACE_LEVELS[place]
+        if inner < 1:
+            continue  # the place alone is deeper than the limit
+        document = PLACES[place](nested(inner))
+        assert reference_depth(document) == total
+        body = orjson.dumps(document)
+        for chunk in (None, 1, 5):
+            assert parses(body, chunk, max_depth) is (total <= max_depth), (total, chunk)
+
+
+@pytest.mark.parametrize("max_depth", [2, 3, 4])
+def test_flat_records_count_their_own_level(max_depth: int) -> None:
+    # {"events":[{...}]} is 3 deep: under a limit of 2 even a flat record is too deep,
+    # whichever path (Python, native scanner) takes it.
+    body = message([PIECE, LDE], b'"msgGrpId":"G",', b"")
+    assert reference_depth(orjson.loads(body)) == 3
+    for chunk in (None, 1, 64):
+        assert parses(body, chunk, max_depth) is (max_depth >= 3)
+
+
+json_values = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**63), 2**63 - 1)
+    | st.text(alphabet='[]{}"\\a', max_size=4),
+    lambda children: (
+        st.lists(children, max_size=3)
+        | st.dictionaries(st.text(alphabet="[{a", max_size=2), children, max_size=3)
+    ),
+    max_leaves=30,
+)
+
+
+@given(
+    value=json_values,
+    place=st.sampled_from(sorted(PLACES)),
+    max_depth=st.integers(min_value=2, max_value=9),
+    chunk=st.sampled_from([None, 1, 3]),
+)
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+def test_depth_limit_agrees_with_a_reference(
+    value: object, place: str, max_depth: int, chunk: int | None
+) -> None:
+    document = PLACES[place](value)
+    body = orjson.dumps(document)
+    assert parses(body, chunk, max_depth) is (reference_depth(document) <= max_depth)
