@@ -20,7 +20,7 @@ import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, Protocol
 
 import fastavro
 import fastavro.schema
@@ -28,6 +28,7 @@ import httpx
 import pytest
 import pytest_asyncio
 from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.structs import ConsumerRecord
 
 ROOT = Path(__file__).resolve().parents[2]
 BOOTSTRAP = os.environ.get("IVMTR_KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092")
@@ -190,70 +191,125 @@ class Consumed:
     value: dict[str, Any]
 
 
-async def consume(
-    topic: str, *, msg_grp_id: str | None = None, within_s: float = 20
-) -> list[Consumed]:
-    """Every committed record of ``topic`` (optionally of one message group), in offset order."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=BOOTSTRAP, isolation_level="read_committed")
-    await consumer.start()
+class EndNotReached(AssertionError):
+    """A read-back did not reach every partition's end offset within its time.
+
+    What it had read would be a prefix of the topic: returned silently, "nothing was
+    published" would pass on a slow broker. Raised with the partitions that fell short.
+    """
+
+
+class _Reader(Protocol):
+    """What ``drain`` uses of an assigned AIOKafkaConsumer (a fake in the helper's tests)."""
+
+    async def position(self, partition: TopicPartition) -> int: ...
+
+    async def getmany(self, *, timeout_ms: int) -> dict[TopicPartition, list[Any]]: ...
+
+
+async def drain(
+    reader: _Reader,
+    topic: str,
+    end: dict[TopicPartition, int],
+    within_s: float,
+) -> list[tuple[TopicPartition, ConsumerRecord[bytes, bytes]]]:
+    """Every record ``reader`` fetches until its position reaches ``end`` on every
+    partition, in fetch order (offset order within a partition); EndNotReached when the
+    ends are not all reached within ``within_s``."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + within_s
+    records: list[tuple[TopicPartition, ConsumerRecord[bytes, bytes]]] = []
+    while True:
+        positions = {tp: await reader.position(tp) for tp in end}
+        short = {tp: pos for tp, pos in positions.items() if pos < end[tp]}
+        if not short:
+            return records
+        if loop.time() >= deadline:
+            fell_short = ", ".join(
+                f"partition {tp.partition} at {pos} of {end[tp]}"
+                for tp, pos in sorted(short.items())
+            )
+            raise EndNotReached(
+                f"{topic}: end offsets not reached within {within_s} s ({fell_short}); "
+                f"{len(records)} records read"
+            )
+        for tp, items in (await reader.getmany(timeout_ms=300)).items():
+            records.extend((tp, item) for item in items)
+
+
+@dataclass
+class ReadBack:
+    """A topic read to its end: its partitions, and its records in fetch order."""
+
+    partitions: list[TopicPartition]
+    records: list[tuple[TopicPartition, ConsumerRecord[bytes, bytes]]]
+
+
+async def read_to_end(
+    topic: str,
+    *,
+    within_s: float = 20,
+    until: Literal["stable", "high_watermark"] = "stable",
+    bootstrap: str = BOOTSTRAP,
+) -> ReadBack:
+    """Every committed record of ``topic`` as a read_committed subscriber sees it, up to
+    the end offsets taken when reading starts; EndNotReached if they are not reached in
+    time, never a silent prefix.
+
+    ``until="stable"``: each partition's last stable offset (what read_committed can
+    reach: a transaction still open is not waited for). ``until="high_watermark"``: the
+    high watermark, so that a transaction whose markers the broker is still writing is
+    waited for, not missed. ``bootstrap``: another broker than the shared one (a test's own).
+    """
+    reader = AIOKafkaConsumer(bootstrap_servers=bootstrap, isolation_level="read_committed")
+    await reader.start()
     try:
-        metadata = await consumer._client.fetch_all_metadata()
+        metadata = await reader._client.fetch_all_metadata()
         partitions = [TopicPartition(topic, p) for p in metadata.partitions_for_topic(topic) or ()]
         assert partitions, f"topic {topic} does not exist"
-        consumer.assign(partitions)
-        await consumer.seek_to_beginning(*partitions)
-        end = await consumer.end_offsets(partitions)
-        records: list[Consumed] = []
-        deadline = asyncio.get_running_loop().time() + within_s
-        while asyncio.get_running_loop().time() < deadline:
-            positions = [await consumer.position(tp) for tp in partitions]
-            if all(position >= end[tp] for position, tp in zip(positions, partitions, strict=True)):
-                break
-            batch = await consumer.getmany(timeout_ms=300)
-            for tp, items in batch.items():
-                for item in items:
-                    schema, value = SCHEMA_FILES.decode(item.value)
-                    headers = {name: raw.decode() for name, raw in item.headers}
-                    if msg_grp_id is not None and headers.get("ivmtr.msg_grp_id") != msg_grp_id:
-                        continue
-                    records.append(
-                        Consumed(
-                            tp.topic,
-                            tp.partition,
-                            item.offset,
-                            item.key.decode() if item.key is not None else None,
-                            headers,
-                            schema,
-                            value,
-                        )
-                    )
-        return records
+        reader.assign(partitions)
+        await reader.seek_to_beginning(*partitions)
+        if until == "stable":
+            end = await reader.end_offsets(partitions)
+        else:
+            watermarks = AIOKafkaConsumer(bootstrap_servers=bootstrap)  # read_uncommitted
+            await watermarks.start()
+            try:
+                end = await watermarks.end_offsets(partitions)
+            finally:
+                await watermarks.stop()
+        return ReadBack(partitions, await drain(reader, topic, end, within_s))
     finally:
-        await consumer.stop()
+        await reader.stop()
+
+
+async def consume(
+    topic: str,
+    *,
+    msg_grp_id: str | None = None,
+    within_s: float = 20,
+    bootstrap: str = BOOTSTRAP,
+) -> list[Consumed]:
+    """Every committed record of ``topic`` (optionally of one message group), in offset order
+    within a partition; EndNotReached if the topic's end is not reached in time."""
+    records: list[Consumed] = []
+    for tp, item in (await read_to_end(topic, within_s=within_s, bootstrap=bootstrap)).records:
+        schema, value = SCHEMA_FILES.decode(item.value)
+        headers = {name: raw.decode() for name, raw in item.headers}
+        if msg_grp_id is not None and headers.get("ivmtr.msg_grp_id") != msg_grp_id:
+            continue
+        key = item.key.decode() if item.key is not None else None
+        records.append(Consumed(tp.topic, tp.partition, item.offset, key, headers, schema, value))
+    return records
 
 
 async def consume_raw(topic: str, within_s: float = 20) -> list[tuple[dict[str, str], bytes]]:
-    """Every committed record of ``topic`` as (headers, value bytes), undecoded."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=BOOTSTRAP, isolation_level="read_committed")
-    await consumer.start()
-    try:
-        metadata = await consumer._client.fetch_all_metadata()
-        partitions = [TopicPartition(topic, p) for p in metadata.partitions_for_topic(topic) or ()]
-        consumer.assign(partitions)
-        await consumer.seek_to_beginning(*partitions)
-        end = await consumer.end_offsets(partitions)
-        records: list[tuple[dict[str, str], bytes]] = []
-        deadline = asyncio.get_running_loop().time() + within_s
-        while [tp for tp in partitions if await consumer.position(tp) < end[tp]]:
-            if asyncio.get_running_loop().time() > deadline:
-                break
-            for items in (await consumer.getmany(timeout_ms=300)).values():
-                records.extend(
-                    ({k: v.decode() for k, v in item.headers}, item.value) for item in items
-                )
-        return records
-    finally:
-        await consumer.stop()
+    """Every committed record of ``topic`` as (headers, value bytes), undecoded;
+    EndNotReached if the topic's end is not reached in time."""
+    return [
+        ({k: v.decode() for k, v in item.headers}, item.value)
+        for _, item in (await read_to_end(topic, within_s=within_s)).records
+    ]
 
 
 async def committed_by_partition(
@@ -262,29 +318,13 @@ async def committed_by_partition(
     """Every committed record of ``topic`` as (key, value, headers), by partition, in offset
     order: read until each partition's high watermark, so that a transaction whose markers
     the broker is still writing is waited for, not missed."""
-    reader = AIOKafkaConsumer(bootstrap_servers=BOOTSTRAP, isolation_level="read_committed")
-    watermarks = AIOKafkaConsumer(bootstrap_servers=BOOTSTRAP)  # read_uncommitted: the HW
-    await reader.start()
-    await watermarks.start()
-    try:
-        metadata = await reader._client.fetch_all_metadata()
-        tps = [TopicPartition(topic, p) for p in metadata.partitions_for_topic(topic) or ()]
-        assert tps, f"topic {topic} does not exist"
-        end = await watermarks.end_offsets(tps)
-        reader.assign(tps)
-        await reader.seek_to_beginning(*tps)
-        records: dict[int, list[tuple[bytes | None, bytes, list[tuple[str, bytes]]]]] = {
-            tp.partition: [] for tp in tps
-        }
-        deadline = asyncio.get_running_loop().time() + within_s
-        while [tp for tp in tps if await reader.position(tp) < end[tp]]:
-            assert asyncio.get_running_loop().time() < deadline, f"{topic}: not all read"
-            for tp, items in (await reader.getmany(timeout_ms=300)).items():
-                records[tp.partition] += [(i.key, i.value, list(i.headers)) for i in items]
-        return records
-    finally:
-        await reader.stop()
-        await watermarks.stop()
+    read = await read_to_end(topic, within_s=within_s, until="high_watermark")
+    records: dict[int, list[tuple[bytes | None, bytes, list[tuple[str, bytes]]]]] = {
+        tp.partition: [] for tp in read.partitions
+    }
+    for tp, item in read.records:
+        records[tp.partition].append((item.key, item.value, list(item.headers)))
+    return records
 
 
 def message_group_id() -> str:
