@@ -39,6 +39,7 @@ from producer import (
     load_schema,
     missing_topics,
 )
+from producer.budget import WaitBudget
 from producer.deliveries import DeliveryLogLimits, message_key
 from producer.registry import (
     NotFound,
@@ -289,11 +290,18 @@ class IngestService:
             self.address = address
             self.publisher.address = address
 
-    async def owner_of(self, msg_grp_id: str, msg_ser_nbr: int) -> str | None:
+    def kafka_budget(self) -> WaitBudget:
+        """One request's time to wait for Kafka (``IVMTR_KAFKA_TIMEOUT_S``), for every wait
+        of the request: pass the same one to ``owner_of`` and ``accept``."""
+        return WaitBudget(self.settings.kafka_timeout_s)
+
+    async def owner_of(
+        self, msg_grp_id: str, msg_ser_nbr: int, budget: WaitBudget | None = None
+    ) -> str | None:
         """Where a message's delivery slot is owned: None here, else the owner's internal
-        address. Unavailable while the slots cannot be dealt."""
+        address. Unavailable while the slots cannot be dealt (within ``budget``)."""
         try:
-            return await self.publisher.owner_of(message_key(msg_grp_id, msg_ser_nbr))
+            return await self.publisher.owner_of(message_key(msg_grp_id, msg_ser_nbr), budget)
         except PublishError as exc:
             raise Unavailable(str(exc)) from exc
 
@@ -369,17 +377,22 @@ class IngestService:
         request_id: str,
         on_records: Callable[[int], None] | None = None,
         on_open: Callable[[], None] | None = None,
+        budget: WaitBudget | None = None,
     ) -> IngestSummary:
         """Take one pushed message, its body already decoded: the summary once Kafka
         committed it, or (spool mode) once it is on disk, with status SPOOLED.
 
         ``on_records`` is told how many records each chunk brought (admission control),
-        ``on_open`` when the message's transaction is open on its slot. SlotElsewhere when
-        the slot is another process's.
+        ``on_open`` when the message's transaction is open on its slot. ``budget``: the
+        request's time to wait for Kafka, all waits together (a fresh one by default).
+        SlotElsewhere when the slot is another process's; Unavailable (503) once the budget
+        is spent.
         """
         route = self.routing.route(feed)
         if self.spool is None:
-            return await self.ingest.ingest(body, route, on_records=on_records, on_open=on_open)
+            return await self.ingest.ingest(
+                body, route, on_records=on_records, on_open=on_open, budget=budget
+            )
         entry = await self.spool.put(body, feed=feed, content_encoding=None, request_id=request_id)
         try:
             summary = await self.ingest.check(entry.body(), route)

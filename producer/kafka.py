@@ -9,7 +9,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import (
+    AsyncIterator,
+    Callable,
+    Coroutine,
+    Iterable,
+    Iterator,
+    Mapping,
+    Sequence,
+)
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any, Protocol
@@ -87,6 +95,18 @@ class KafkaConfig:
     #: compiled one the service hands in; None appends record by record to aiokafka's own
     #: batches. Either writes the same records; compressed batches are always aiokafka's.
     record_batches: Callable[..., RecordBatches] | None = None
+
+
+# Cleanups left to run on their own (asyncio keeps only weak references to tasks).
+_BACKGROUND: set[asyncio.Task[Any]] = set()
+
+
+def _in_background(cleanup: Coroutine[Any, Any, None], name: str) -> asyncio.Task[None]:
+    """Run ``cleanup`` without waiting for it; it must bound its own time."""
+    task = asyncio.create_task(cleanup, name=name)
+    _BACKGROUND.add(task)
+    task.add_done_callback(_BACKGROUND.discard)
+    return task
 
 
 @contextlib.contextmanager
@@ -283,7 +303,8 @@ class TransactionalProducer:
 
     Starting it registers the transactional id with the coordinator, which fences any
     other producer holding that id and aborts its open transaction. A producer that was
-    fenced, or whose abort failed, is ``broken`` and must be replaced.
+    fenced, or whose abort failed or did not end in time, is ``broken`` and must be
+    replaced: its replacement's start fences it, so nothing it left open can commit.
     """
 
     def __init__(self, config: KafkaConfig, transactional_id: str) -> None:
@@ -291,6 +312,7 @@ class TransactionalProducer:
         self.transactional_id = transactional_id
         self._producer: AIOKafkaProducer | None = None
         self._partitions: dict[str, int] = {}
+        self._aborting: asyncio.Task[None] | None = None
         self.broken = False
 
     async def start(self, topics: list[str]) -> None:
@@ -318,8 +340,9 @@ class TransactionalProducer:
                     self._partitions[topic] = len(partitions)
         except BaseException as exc:
             self.broken = True
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(producer.stop(), 5)
+            # Not awaited: a start cut short by its caller's deadline must not hold the
+            # caller's answer for the close of a producer that never got going.
+            _in_background(_close(producer), f"close {self.transactional_id}")
             if isinstance(exc, TimeoutError):
                 raise KafkaUnavailable("Kafka did not answer while starting a producer") from exc
             raise
@@ -330,7 +353,10 @@ class TransactionalProducer:
         return self._partitions[topic]
 
     async def stop(self) -> None:
-        """Flush and close; idempotent. Bounded, since aiokafka can hang with no broker (#1101)."""
+        """Flush and close, after an abort still going on; idempotent. Bounded, since
+        aiokafka can hang with no broker (#1101)."""
+        if self._aborting is not None:
+            await asyncio.wait({self._aborting})  # bounded by abort's own timeout
         producer, self._producer = self._producer, None
         if producer is not None:
             with contextlib.suppress(Exception):
@@ -414,6 +440,15 @@ class TransactionalProducer:
             self.broken = True
             raise
 
+    def aborting(self) -> asyncio.Task[None]:
+        """The abort of the open transaction, as a task of its own (started on the first
+        call): a caller can stop waiting for it without cutting it short."""
+        if self._aborting is None or self._aborting.done():
+            self._aborting = asyncio.create_task(
+                self.abort(), name=f"abort {self.transactional_id}"
+            )
+        return self._aborting
+
     @contextlib.asynccontextmanager
     async def transaction(self) -> AsyncIterator[PartitionedBatches]:
         """Commit on a clean exit, abort on an exception."""
@@ -426,3 +461,8 @@ class TransactionalProducer:
             if isinstance(exc, KafkaError):
                 raise TransactionAborted(str(exc) or type(exc).__name__) from exc
             raise
+
+
+async def _close(producer: AIOKafkaProducer) -> None:
+    with contextlib.suppress(Exception):
+        await asyncio.wait_for(producer.stop(), 5)

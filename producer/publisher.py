@@ -18,6 +18,13 @@ So two replicas that receive the same message at the same moment serialise on it
 one commits, the other either sees that receipt (a duplicate) or is fenced (503, and the
 sender's retry is then a duplicate).
 
+Every wait of one delivery (the slot, a producer's start, the claim, batches, the commit,
+the abort) draws on one ``WaitBudget``: PublishTimeout once it is spent, whichever wait
+spent it. An abort that does not end within what is left goes on in the background and
+marks the slot's producer broken, so the next transaction on the slot starts a new one:
+its start fences the old producer and aborts what it had open before anything else on the
+slot can commit.
+
 Given an ``address`` (where this process takes forwarded messages), the publisher shares
 the slots with the service's other processes through Kafka's group protocol
 (``producer.slot_group``): it starts producers only for the slots the group deals it, and
@@ -35,8 +42,9 @@ from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from producer.budget import WaitBudget
 from producer.deliveries import DeliveryLog, DeliveryLogLimits, Receipt
-from producer.errors import Fenced, KafkaUnavailable, PublishError, PublishTimeout, SlotElsewhere
+from producer.errors import Fenced, KafkaUnavailable, PublishError, SlotElsewhere
 from producer.kafka import KafkaConfig, PartitionedBatches, TransactionalProducer, partition_for
 from producer.slot_group import SlotGroup
 from producer.topics import EncodedEvents, KafkaMessage, Topic, TopicTable
@@ -59,16 +67,20 @@ class Delivery:
     slot: int
     prior: Receipt | None
     batches: PartitionedBatches
+    budget: WaitBudget
     discard: bool = False  # set to abort without an error (e.g. a duplicate)
     receipt: Receipt | None = None
 
     async def add(self, message: KafkaMessage) -> None:
-        """Queue one message of the transaction."""
-        await self.batches.add(message)
+        """Queue one message of the transaction (within the delivery's budget)."""
+        async with self.budget.waiting("batches to be taken"):
+            await self.batches.add(message)
 
     async def add_many(self, messages: Iterable[KafkaMessage | EncodedEvents]) -> None:
-        """Queue messages (and natively encoded events) of the transaction, in order."""
-        await self.batches.add_many(messages)
+        """Queue messages (and natively encoded events) of the transaction, in order
+        (within the delivery's budget: a full batch waits for the producer to take it)."""
+        async with self.budget.waiting("batches to be taken"):
+            await self.batches.add_many(messages)
 
 
 @dataclass
@@ -112,6 +124,7 @@ class Publisher:
         self._prefix = transactional_id_prefix
         self._timeout_s = timeout_s
         self._producers: dict[int, TransactionalProducer] = {}
+        self._retiring: set[asyncio.Task[None]] = set()  # broken producers being stopped
         self._locks: dict[int, asyncio.Lock] = {}
         self._ended_at: dict[int, float] = {}  # per slot: when its last transaction ended
         self._started = False
@@ -138,13 +151,20 @@ class Publisher:
         """Whether this process owns ``key``'s slot now."""
         return self.slot_of(key) in self._owned
 
-    async def owner_of(self, key: str) -> str | None:
+    def budget(self) -> WaitBudget:
+        """A fresh budget of the configured time, for one request's waits."""
+        return WaitBudget(self._timeout_s)
+
+    async def owner_of(self, key: str, budget: WaitBudget | None = None) -> str | None:
         """Where ``key``'s slot is: None when here, else the owner's internal address
-        ("" when it gave none). Waits while the slots are being dealt."""
+        ("" when it gave none). Waits while the slots are being dealt (within ``budget``:
+        pass the request's, to bound this wait and its delivery's together)."""
         if self._group is None:
             return None
         slot = self.slot_of(key)
-        await self._group.settled(self._timeout_s)
+        budget = budget or self.budget()
+        async with budget.waiting("the delivery slots to be dealt"):
+            await self._group.settled(self._timeout_s)
         if slot in self._owned:
             return None
         return self._group.owner(slot) or ""
@@ -211,7 +231,7 @@ class Publisher:
             await group.stop()  # leaves the group: the others get the slots at once
         self._owned = frozenset()
         producers, self._producers = self._producers, {}
-        await asyncio.gather(*(producer.stop() for producer in producers.values()))
+        await asyncio.gather(*(producer.stop() for producer in producers.values()), *self._retiring)
         await self.log.stop()
 
     async def __aenter__(self) -> Publisher:
@@ -230,7 +250,11 @@ class Publisher:
         if producer is not None and not producer.broken:
             return producer
         if producer is not None:
-            await producer.stop()
+            # Stopped in the background (after an abort it may still be waiting for): the
+            # new producer's start fences it anyway, and the request has no time to spare.
+            retiring = asyncio.create_task(producer.stop(), name=f"retire slot {slot}")
+            self._retiring.add(retiring)
+            retiring.add_done_callback(self._retiring.discard)
         # Scoped by the deliveries topic: services on other topic prefixes never fence these.
         producer = TransactionalProducer(
             self.config, f"{self._prefix}-{self.log.topic.name}-{slot}"
@@ -240,23 +264,36 @@ class Publisher:
         self.stats.takeovers[reason] += 1
         return producer
 
-    async def _hold(self, slot: int) -> asyncio.Lock:
+    async def _hold(self, slot: int, budget: WaitBudget) -> asyncio.Lock:
         """The slot's lock, held, once the slot is this process's (else SlotElsewhere)."""
         lock = self._locks[slot]
+        async with budget.waiting(f"delivery slot {slot}"):
+            while True:
+                if self._group is not None:
+                    await self._group.settled(self._timeout_s)
+                    if slot not in self._owned:
+                        raise SlotElsewhere(slot, self._group.owner(slot) or "")
+                await lock.acquire()
+                # A rebalance may have taken the slot while we waited for it.
+                if slot in self._owned:
+                    return lock
+                lock.release()
+        raise AssertionError("unreachable")
+
+    async def _abort(self, producer: TransactionalProducer, budget: WaitBudget) -> None:
+        """Abort ``producer``'s transaction, waiting for it at most what ``budget`` has left.
+
+        An abort that does not end in time (the broker is away) goes on in the background,
+        and the producer is marked broken: the next transaction on the slot replaces it,
+        and the replacement's start fences it, aborting what it left open.
+        """
         try:
-            async with asyncio.timeout(self._timeout_s):
-                while True:
-                    if self._group is not None:
-                        await self._group.settled(self._timeout_s)
-                        if slot not in self._owned:
-                            raise SlotElsewhere(slot, self._group.owner(slot) or "")
-                    await lock.acquire()
-                    # A rebalance may have taken the slot while we waited for it.
-                    if slot in self._owned:
-                        return lock
-                    lock.release()
-        except TimeoutError as exc:
-            raise PublishTimeout(f"delivery slot {slot} stayed busy") from exc
+            ended = await budget.wait_for(producer.aborting())
+        except BaseException:
+            producer.broken = True
+            raise
+        if not ended:
+            producer.broken = True
 
     @contextlib.asynccontextmanager
     async def delivery(
@@ -264,32 +301,40 @@ class Publisher:
         key: str,
         started: Mapping[str, Any],
         first: Sequence[KafkaMessage | EncodedEvents] = (),
+        *,
+        budget: WaitBudget | None = None,
     ) -> AsyncIterator[Delivery]:
         """Open the transaction of ``key``; commit on a clean exit unless discarded, else abort.
 
         ``started`` is the STARTED receipt written first. ``first`` are messages of the
         transaction already at hand: they go to Kafka with the STARTED receipt, in one
         round of requests, instead of after it. The caller adds the final receipt under
-        the same key (``Delivery.receipt`` keeps it for the local view).
+        the same key (``Delivery.receipt`` keeps it for the local view). Every wait for
+        Kafka, the caller's through the ``Delivery`` included, draws on ``budget`` (a fresh
+        one of the configured time by default): PublishTimeout once it is spent.
         """
         if not self._started:
             raise KafkaUnavailable("publisher is not started")
+        budget = budget or self.budget()
         slot = self.slot_of(key)
-        lock = await self._hold(slot)
+        lock = await self._hold(slot, budget)
         try:
             await self._settle(slot)
-            producer, batches, claimed_at = await self._claim(slot, key, started, first)
+            producer, batches, claimed_at = await self._claim(slot, key, started, first, budget)
             try:
                 prior = self.log.get(key)
-                delivery = Delivery(key, slot, prior, batches)
+                delivery = Delivery(key, slot, prior, batches, budget)
                 yield delivery
                 if delivery.discard:
                     self.stats.aborted["duplicate"] += 1
-                    await producer.abort()
-                    # The slot's partition now holds STARTED and the abort marker.
+                    await self._abort(producer, budget)
+                    # The slot's partition holds STARTED, then the abort marker (written
+                    # now, or by the fencing that replaces a producer whose abort hung).
                     self.log.advance(slot, claimed_at + 2)
                     return
-                async with asyncio.timeout(self._timeout_s):
+                # A commit cut short may still reach the broker: the message is then
+                # published though the answer was 503, and its retry is a duplicate.
+                async with budget.waiting("the commit"):
                     await producer.commit(batches)
                 if delivery.receipt is not None:
                     self.log.apply(key, delivery.receipt)
@@ -297,7 +342,7 @@ class Publisher:
                     self.log.advance(slot, claimed_at + 3)
             except BaseException as exc:
                 self._ended_badly(exc)
-                await producer.abort()
+                await self._abort(producer, budget)
                 raise
         finally:
             self._ended_at[slot] = asyncio.get_running_loop().time()
@@ -312,19 +357,21 @@ class Publisher:
         """
         if not self._started:
             raise KafkaUnavailable("publisher is not started")
+        budget = self.budget()
         slot = self.slot_of(key)
-        lock = await self._hold(slot)
+        lock = await self._hold(slot, budget)
         try:
             await self._settle(slot)
-            producer = await self._producer(slot)
-            batches = await producer.begin()
+            async with budget.waiting("a producer"):
+                producer = await self._producer(slot)
+                batches = await producer.begin()
             try:
                 yield batches
-                async with asyncio.timeout(self._timeout_s):
+                async with budget.waiting("the commit"):
                     await producer.commit(batches)
             except BaseException as exc:
                 self._ended_badly(exc)
-                await producer.abort()
+                await self._abort(producer, budget)
                 if isinstance(exc, PublishError):
                     producer.broken = True
                 raise
@@ -351,35 +398,35 @@ class Publisher:
         key: str,
         started: Mapping[str, Any],
         first: Sequence[KafkaMessage | EncodedEvents],
+        budget: WaitBudget,
     ) -> tuple[TransactionalProducer, PartitionedBatches, int]:
         claim = self.topics.deliveries.message(key, started, partition=slot)
         for attempt in range(_CLAIM_ATTEMPTS):
+            producer: TransactionalProducer | None = None
+            began = False
             try:
-                async with asyncio.timeout(self._timeout_s):
+                async with budget.waiting(f"the claim of slot {slot}"):
                     producer = await self._producer(slot)
                     batches = await producer.begin()
-                    try:
-                        # Handed over before the claim, so that the producer adds all their
-                        # partitions to the transaction and sends them with it, in one go.
-                        await batches.add_many(first)
-                        await batches.submit()
-                        offset = await batches.send_now(claim)
-                        await self.log.caught_up(slot, offset, self._timeout_s)
-                    except BaseException as exc:
-                        self._ended_badly(exc)
-                        await producer.abort()
-                        raise
+                    began = True
+                    # Handed over before the claim, so that the producer adds all their
+                    # partitions to the transaction and sends them with it, in one go.
+                    await batches.add_many(first)
+                    await batches.submit()
+                    offset = await batches.send_now(claim)
+                    await self.log.caught_up(slot, offset, self._timeout_s)
                 return producer, batches, offset
-            except Fenced:
-                self._producers[slot].broken = True
-                # Another replica took the slot: take it back after a short, random pause
-                # so that two replicas do not keep fencing each other in lockstep.
-                if attempt == _CLAIM_ATTEMPTS - 1:
+            except BaseException as exc:
+                if producer is not None and began:
+                    self._ended_badly(exc)
+                    await self._abort(producer, budget)  # outside the wait that failed
+                if isinstance(exc, PublishError) and producer is not None:
+                    # Fenced, failed or timed out: the slot's producer is replaced next time.
+                    producer.broken = True
+                if not isinstance(exc, Fenced) or attempt == _CLAIM_ATTEMPTS - 1:
                     raise
+            # Another replica took the slot: take it back after a short, random pause so
+            # that two replicas do not keep fencing each other in lockstep.
+            async with budget.waiting(f"slot {slot} to be taken back"):
                 await asyncio.sleep(random.uniform(0.02, 0.2) * (attempt + 1))
-            except TimeoutError as exc:
-                raise KafkaUnavailable(f"Kafka did not answer within {self._timeout_s} s") from exc
-            except PublishError:
-                self._producers[slot].broken = True
-                raise
         raise AssertionError("unreachable")

@@ -10,6 +10,10 @@ the decompressed body) is a duplicate: its transaction is aborted and the answer
 ``"duplicate": true``. The same coordinates with other content are published again, with
 a CONFLICT receipt and a warning: IV-MTR regenerated the file, and dropping it could
 lose scans; subscribers can de-duplicate scans by ``event_id``.
+
+All of a message's waits for Kafka draw on one ``WaitBudget`` of ``kafka_timeout_s``
+(the caller's, when it waited for Kafka before): past it the answer is 503, however the
+time was spent.
 """
 
 from __future__ import annotations
@@ -41,6 +45,7 @@ from consumer.core.status import MessageStatus, ReceiptStatus
 from consumer.errors import Unavailable
 from consumer.ingest.routing import FeedRoute
 from producer import KafkaMessage, Publisher, PublishError, Topic
+from producer.budget import WaitBudget
 from producer.deliveries import message_key
 from producer.errors import SlotElsewhere
 from producer.publisher import Delivery
@@ -125,12 +130,15 @@ class MessageIngest:
         received_at_ms: int | None = None,
         on_records: Callable[[int], None] | None = None,
         on_open: Callable[[], None] | None = None,
+        budget: WaitBudget | None = None,
     ) -> IngestSummary:
         """Read, process and publish one message; returns only after Kafka committed it.
 
         ``route`` says where the feed's records go. ``on_records`` is told how many records
         each chunk brought (admission control), ``on_open`` when the transaction is open.
-        SlotElsewhere when the message's slot is another process's.
+        ``budget`` bounds every wait for Kafka together (a fresh one of ``kafka_timeout_s``
+        by default). SlotElsewhere when the message's slot is another process's;
+        Unavailable when Kafka did not commit it within the budget.
         """
         pipeline = MessagePipeline(
             feed=route.feed,
@@ -143,7 +151,8 @@ class MessageIngest:
             fast_path=self.fast_path,
             flat_records=self.flat_records,
         )
-        run = _MessageRun(self, pipeline, IngestSummary(feed=route.feed), route, on_open)
+        budget = budget or WaitBudget(self.kafka_timeout_s)
+        run = _MessageRun(self, pipeline, IngestSummary(feed=route.feed), route, budget, on_open)
         try:
             async with contextlib.AsyncExitStack() as stack:
                 stack.callback(pipeline.close)
@@ -226,9 +235,11 @@ class _MessageRun:
         pipeline: MessagePipeline,
         summary: IngestSummary,
         route: FeedRoute,
+        budget: WaitBudget,
         on_open: Callable[[], None] | None = None,
     ) -> None:
         self.ingest = ingest
+        self.budget = budget
         self.on_open = on_open
         self.topic_of = dict(route.scans)  # a plain dict: looked up once per record
         self.dead_letters = route.dead_letters
@@ -310,9 +321,7 @@ class _MessageRun:
         if not messages:
             return
         assert self.delivery is not None
-        # One deadline per chunk: wait_for per record would create a task for each.
-        async with asyncio.timeout(self.ingest.kafka_timeout_s):
-            await self.delivery.add_many(messages)
+        await self.delivery.add_many(messages)  # within the message's budget
 
     async def _open(
         self, stack: contextlib.AsyncExitStack, first: Sequence[KafkaMessage | EncodedEvents]
@@ -326,7 +335,7 @@ class _MessageRun:
         key = message_key(envelope.msg_grp_id, envelope.msg_ser_nbr)
         started = self.receipt(ReceiptStatus.STARTED, content_sha256=None)
         delivery = await stack.enter_async_context(
-            self.ingest.publisher.delivery(key, started, first)
+            self.ingest.publisher.delivery(key, started, first, budget=self.budget)
         )
         if self.on_open is not None:
             self.on_open()
