@@ -100,10 +100,13 @@ def hash_password(password: str, *, n: int = 2**14, r: int = 8, p: int = 1) -> s
 
     Returns ``scrypt$N$r$p$<salt b64>$<hash b64>`` (standard base64 with padding).
     The defaults cost ~16 MiB and some tens of ms per hash. ValueError for an empty
-    password or parameters outside what ``verify_password`` accepts.
+    password, one with NUL (``_scrypt_matches`` says why), or parameters outside what
+    ``verify_password`` accepts.
     """
     if not password:
         raise ValueError("the password is empty")
+    if "\x00" in password:
+        raise ValueError("the password contains NUL (U+0000)")
     problem = _check_parameters(n, r, p)
     if problem is not None:
         raise ValueError(f"scrypt parameters refused: {problem}")
@@ -146,7 +149,10 @@ def _scrypt_matches(password: bytes, encoded: str) -> bool:
         )
     except (ValueError, MemoryError):
         return False
-    return hmac.compare_digest(digest, parsed.digest)
+    # scrypt keys HMAC-SHA256 with the password, and HMAC pads a short key with zero bytes,
+    # so P and P + "\0" hash alike. No password hashed has NUL (``hash_password``): one
+    # that has is wrong, and is still hashed so that it takes as long as any other.
+    return hmac.compare_digest(digest, parsed.digest) and b"\x00" not in password
 
 
 class _VerifiedCache:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import base64
 from pathlib import Path
 
+from hypothesis import strategies as st
+
 from consumer.feeds import hash_password
 
 EXAMPLE = Path(__file__).parents[3] / "examples" / "feeds.toml"
@@ -55,3 +57,29 @@ def feed_toml(**fields: str) -> str:
     base.update(fields)
     lines = [f"{key} = {value}" for key, value in base.items() if value != "<absent>"]
     return "[feeds.f]\n" + "\n".join(lines) + "\n"
+
+
+def near_misses(right: str) -> st.SearchStrategy[str]:
+    """Strings that are not ``right`` but look like it, and random ones.
+
+    What a check comparing too little (a prefix, the first byte of a digest, the length)
+    would take for ``right``: each proper prefix, ``right`` with a suffix, one character
+    changed, inserted or removed anywhere, ``right`` twice, the same length at random,
+    and any other length at random.
+    """
+    positions = st.integers(min_value=0, max_value=len(right) - 1)
+    any_text = st.text(st.characters(codec="utf-8"), max_size=40)
+    return st.one_of(
+        st.integers(min_value=0, max_value=len(right) - 1).map(lambda n: right[:n]),
+        st.text(st.characters(codec="utf-8"), min_size=1, max_size=8).map(lambda s: right + s),
+        st.tuples(positions, st.characters(codec="utf-8")).map(
+            lambda at: right[: at[0]] + at[1] + right[at[0] + 1 :]
+        ),
+        st.tuples(positions, st.characters(codec="utf-8")).map(
+            lambda at: right[: at[0]] + at[1] + right[at[0] :]
+        ),
+        positions.map(lambda at: right[:at] + right[at + 1 :]),
+        st.just(right + right),
+        st.text(st.characters(codec="utf-8"), min_size=len(right), max_size=len(right)),
+        any_text,
+    ).filter(lambda candidate: candidate != right)

@@ -77,8 +77,22 @@ def test_unencodable_passwords_are_false() -> None:
 
 @given(st.text(max_size=200), st.text(max_size=200))
 @settings(max_examples=200, deadline=None)
-def test_verify_never_raises(password: str, encoded: str) -> None:
-    assert verify_password(password, encoded) in (True, False)
+def test_any_text_as_a_hash_is_refused_without_raising(password: str, encoded: str) -> None:
+    # Random text is never a hash in our format, let alone one of ``password``.
+    assert verify_password(password, encoded) is False
+
+
+@given(st.text(max_size=200).filter(lambda text: text != LETTERS_PASSWORD))
+@settings(max_examples=200, deadline=None)
+def test_any_other_text_as_the_password_is_refused(password: str) -> None:
+    assert verify_password(password, LETTERS_HASH) is False
+    assert verify_password(LETTERS_PASSWORD, LETTERS_HASH) is True
+
+
+def test_hash_refuses_a_password_with_nul() -> None:
+    # scrypt could not tell it from the same password without its trailing NULs.
+    with pytest.raises(ValueError, match="NUL"):
+        hash_password("secret\x00", **FAST)
 
 
 def test_cache_does_not_accept_a_wrong_password_after_a_right_one() -> None:
