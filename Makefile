@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install lock kafka kafka-stop registry registry-stop system-packages topics run test lint bench clean
+.PHONY: install lock kafka kafka-stop registry registry-stop system-packages topics run test lint bench mutation clean
 
 # native/ is the compiled fast path (Rust, built by maturin with cargo from crates.io).
 NATIVE_SOURCES := native/rust-toolchain.toml native/Cargo.toml native/pyproject.toml native/ivmtr_native.pyi $(wildcard native/src/*.rs)
@@ -77,6 +77,13 @@ bench: install kafka
 	$(BIN)/python bench/run.py
 	$(BIN)/python bench/receipts_memory.py
 	$(BIN)/python bench/tracker.py
+
+# Mutation testing of one module against its unit tests (no broker), with mutmut; see
+# README "Mutation testing". MODULE: feeds, http-limits, imb, producer, producer-all, or a
+# path (TESTS= then names its tests). Results: .local/mutation/<MODULE>.json.
+mutation: install
+	@test -n "$(MODULE)" || { $(BIN)/python scripts/mutation.py --list; echo "usage: make mutation MODULE=<one of the above, or a path>"; exit 2; }
+	$(BIN)/python scripts/mutation.py $(MODULE) $(if $(TESTS),--tests $(TESTS)) $(if $(MUTATION_JOBS),--jobs $(MUTATION_JOBS))
 
 clean:
 	rm -rf $(VENV) .local build *.egg-info

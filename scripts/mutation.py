@@ -1,0 +1,398 @@
+"""Mutation testing of one module at a time with mutmut: which changes to the code no test notices.
+
+    make mutation MODULE=feeds            # or http-limits, imb, producer, producer-all
+    make mutation MODULE=consumer/core/stid.py [TESTS="tests/consumer/core/test_stid.py"]
+    .venv/bin/python scripts/mutation.py --help
+
+A MODULE names its source files and the unit tests that cover them (``MODULES`` below); a
+path mutates that file (or every file under that directory) against the tests of the
+mirrored directory under ``tests/``, or ``--tests``. Broker and registry tests never run
+here: they are slow, and the broker is shared.
+
+The checkout is never touched: consumer/, producer/, schemas/, tests/ and pyproject.toml
+are copied to ``.local/mutation/<name>/`` (a snapshot, so edits made meanwhile do not mix
+into the run) and mutmut works there, copying once more into its own ``mutants/``. The
+results go to ``.local/mutation/<name>.json`` (gitignored): counts, score, the date and
+commit, and each surviving mutant with its file:line and diff, which are printed too.
+
+Score = detected / (detected + undetected), where detected = killed + timeout and
+undetected = survived + "no tests" (a mutated function that no selected test runs).
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import fnmatch
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+#: Copied into each work directory: everything the mapped tests import.
+COPIED = ("consumer", "producer", "schemas", "examples", "tests", "pyproject.toml")
+#: What mutmut copies into its mutants/ besides the sources (it adds tests/ and
+#: pyproject.toml itself).
+ALSO_COPY = ("schemas", "examples")
+#: Broker and registry tests are left out of every run (slow; the broker is shared).
+MARKERS = "not kafka and not registry"
+
+#: A pytest plugin written into the work directory only, so the normal suite is unaffected:
+#: no deadlines (two mutmut workers share the CPU with other work; a slow example must not
+#: count as a kill), derandomized examples and no example database (the same mutants get
+#: the same verdicts from run to run, whatever order the workers take them in).
+HYPOTHESIS_PLUGIN = '''"""Hypothesis settings for mutation runs (written by scripts/mutation.py)."""
+from hypothesis import settings
+
+settings.register_profile("mutation", deadline=None, derandomize=True, database=None)
+settings.load_profile("mutation")
+'''
+PLUGIN_MODULE = "mutation_hypothesis_profile"
+
+
+@dataclass(frozen=True)
+class Target:
+    """What one MODULE mutates and which tests judge the mutants."""
+
+    #: Source files (globs relative to the checkout) whose functions are mutated.
+    sources: tuple[str, ...]
+    #: pytest paths (globs) that cover them.
+    tests: tuple[str, ...]
+    #: mutmut mutant-name globs (``consumer.core.parse.x_nesting_depth__mutmut_*``) to run
+    #: only some functions of the sources; empty: all of them.
+    functions: tuple[str, ...] = ()
+    #: What the module is, for --list and the README.
+    about: str = ""
+
+
+_PARSE = "consumer.core.parse"
+MODULES: dict[str, Target] = {
+    "feeds": Target(
+        sources=("consumer/feeds/*.py",),
+        tests=("tests/consumer/feeds",),
+        about="feeds file, passwords, networks, access, throttle (consumer/feeds)",
+    ),
+    "http-limits": Target(
+        sources=(
+            "consumer/http/body.py",
+            "consumer/http/admission.py",
+            "consumer/core/content.py",
+            "consumer/core/parse.py",
+        ),
+        tests=(
+            "tests/consumer/http",
+            "tests/consumer/core/test_content*.py",
+            "tests/consumer/core/test_parse*.py",
+        ),
+        functions=(
+            "consumer.http.body.*",
+            "consumer.http.admission.*",
+            "consumer.core.content.*",
+            # The parser's limits only: max_json_depth and max_record_bytes.
+            f"{_PARSE}.x\u01c1MessageParser\u01c1_loads__mutmut_*",
+            f"{_PARSE}.x\u01c1MessageParser\u01c1_value_end__mutmut_*",
+            f"{_PARSE}.x_nesting_depth__mutmut_*",
+        ),
+        about="body timeouts, in-flight admission, body size and gzip limits, JSON depth "
+        "and record size limits of the parser",
+    ),
+    "imb": Target(
+        sources=("consumer/core/imb.py",),
+        tests=("tests/consumer/core/test_imb*.py",),
+        about="Intelligent Mail barcode decoding and encoding (consumer/core/imb.py)",
+    ),
+    "producer": Target(
+        sources=(
+            "producer/avro.py",
+            "producer/wire.py",
+            "producer/topics.py",
+            "producer/schemas.py",
+            "producer/compatibility.py",
+            "producer/registry.py",
+            "producer/errors.py",
+        ),
+        tests=("tests/producer",),
+        about="producer's pure modules: Avro encoding, wire format, topics, schemas, "
+        "compatibility, registry client",
+    ),
+    "producer-all": Target(
+        sources=("producer/*.py",),
+        tests=("tests/producer",),
+        about="all of producer/ against its unit tests; the Kafka modules' broker tests "
+        "do not run here, so their mutants mostly count as 'no tests'",
+    ),
+}
+
+
+@dataclass
+class Mutant:
+    """One mutant that no test noticed."""
+
+    name: str
+    status: str
+    file: str
+    line: int
+    diff: str
+
+
+@dataclass
+class Result:
+    """A run's verdicts."""
+
+    module: str
+    date: str
+    commit: str
+    counts: dict[str, int]
+    score: float | None
+    undetected: list[Mutant] = field(default_factory=list)
+    #: Every selected mutant's verdict, by mutmut's name for it.
+    verdicts: dict[str, str] = field(default_factory=dict)
+
+
+def resolve(module: str, tests: list[str] | None) -> Target:
+    """The Target of a MODULE name or a path (file or directory) under the checkout."""
+    if module in MODULES:
+        target = MODULES[module]
+        return Target(target.sources, tuple(tests), target.functions) if tests else target
+    path = Path(module)
+    if not (ROOT / path).exists() or path.is_absolute():
+        known = ", ".join(MODULES)
+        raise SystemExit(f"mutation: {module!r} is neither a module ({known}) nor a path")
+    if (ROOT / path).is_dir():
+        sources: tuple[str, ...] = (f"{path}/*.py", f"{path}/**/*.py")
+        mirror = Path("tests") / path
+    else:
+        sources = (str(path),)
+        mirror = Path("tests") / path.parent
+        named = sorted(p.relative_to(ROOT) for p in (ROOT / mirror).glob(f"test_{path.stem}*.py"))
+        if named and not tests:
+            return Target(sources, tuple(map(str, named)))
+    if tests:
+        return Target(sources, tuple(tests))
+    if not (ROOT / mirror).is_dir():
+        raise SystemExit(f"mutation: no tests at {mirror}; name them with --tests")
+    return Target(sources, (str(mirror),))
+
+
+def expand(root: Path, patterns: tuple[str, ...]) -> list[str]:
+    """The files or directories the globs name under root, sorted, each once."""
+    found: set[str] = set()
+    for pattern in patterns:
+        matches = [p for p in root.glob(pattern) if "__pycache__" not in p.parts]
+        found.update(str(p.relative_to(root)) for p in matches)
+    return sorted(found)
+
+
+def prepare(work: Path, target: Target) -> None:
+    """A fresh snapshot of the checkout in work, with mutmut's configuration for target."""
+    if work.exists():
+        shutil.rmtree(work)
+    work.mkdir(parents=True)
+    ignore = shutil.ignore_patterns("__pycache__", "*.pyc", ".hypothesis", ".pytest_cache")
+    for name in COPIED:
+        source = ROOT / name
+        if source.is_dir():
+            shutil.copytree(source, work / name, ignore=ignore)
+        else:
+            shutil.copy2(source, work / name)
+    # mutmut reads [tool.mutmut] from pyproject.toml first, then setup.cfg: the project's
+    # pyproject.toml has no such table, so the run's configuration goes to setup.cfg.
+    (work / f"{PLUGIN_MODULE}.py").write_text(HYPOTHESIS_PLUGIN)
+    sources, tests = expand(ROOT, target.sources), expand(ROOT, target.tests)
+    if not sources or not tests:
+        raise SystemExit(
+            f"mutation: nothing matches sources {target.sources} or tests {target.tests}"
+        )
+    lines = ["[mutmut]", "source_paths=", "    consumer", "    producer", "only_mutate="]
+    lines += [f"    {s}" for s in sources]
+    lines += ["also_copy=", f"    {PLUGIN_MODULE}.py", *(f"    {a}" for a in ALSO_COPY)]
+    lines += ["pytest_add_cli_args_test_selection="]
+    lines += [f"    {t}" for t in tests]
+    lines += ["pytest_add_cli_args="]
+    args = ["-p", "no:cacheprovider", "-p", PLUGIN_MODULE, "-m", MARKERS]
+    lines += [f"    {a}" for a in args]
+    (work / "setup.cfg").write_text("\n".join(lines) + "\n")
+
+
+def run_mutmut(work: Path, target: Target, jobs: int) -> None:
+    """mutmut run in work; its (spinner-laden) output goes to work/mutmut.log."""
+    mutmut = Path(sys.executable).with_name("mutmut")
+    log = work / "mutmut.log"
+    command = [str(mutmut), "run", "--max-children", str(jobs), *target.functions]
+    with log.open("w") as out:
+        done = subprocess.run(command, cwd=work, stdout=out, stderr=subprocess.STDOUT, check=False)
+    if done.returncode != 0:
+        tail = log.read_text(errors="replace").replace("\r", "\n").splitlines()[-40:]
+        print("\n".join(tail), file=sys.stderr)
+        raise SystemExit(f"mutation: mutmut run failed ({done.returncode}); log: {log}")
+
+
+def statuses(work: Path, target: Target) -> dict[str, str]:
+    """Each selected mutant's verdict, from ``mutmut results --all true``."""
+    mutmut = Path(sys.executable).with_name("mutmut")
+    out = subprocess.run(
+        [str(mutmut), "results", "--all", "true"],
+        cwd=work,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    verdicts: dict[str, str] = {}
+    for line in out.splitlines():
+        name, sep, status = line.strip().rpartition(": ")
+        if not sep:
+            continue
+        if not target.functions or any(fnmatch.fnmatchcase(name, p) for p in target.functions):
+            verdicts[name] = status
+    return verdicts
+
+
+def count(verdicts: dict[str, str]) -> tuple[dict[str, int], float | None]:
+    """Counts per verdict and the score (None when nothing was judged)."""
+    counts: dict[str, int] = {}
+    for status in verdicts.values():
+        counts[status] = counts.get(status, 0) + 1
+    detected = counts.get("killed", 0) + counts.get("timeout", 0)
+    undetected = counts.get("survived", 0) + counts.get("no tests", 0)
+    judged = detected + undetected
+    return counts, (round(100 * detected / judged, 1) if judged else None)
+
+
+_HUNK = re.compile(r"^@@ -(\d+)")
+
+
+def locate(root: Path, mutant: str, diff: str) -> tuple[str, int]:
+    """The file and line of a mutant's first changed line.
+
+    mutmut's diff numbers lines from the mutated function's ``def`` line (line 1), so the
+    file's line is the def's line plus the hunk's offset.
+    """
+    module, _, function = mutant.rpartition("__mutmut_")[0].partition(".x")
+    file = module.replace(".", "/") + ".py"
+    # x_name for a function, x\u01c1Class\u01c1name for a method.
+    names = [n for n in function.split("\u01c1") if n] if "\u01c1" in function else [function[1:]]
+    def_line = _def_line(ast.parse((root / file).read_text()), names)
+    offset = 0
+    for line in diff.splitlines():
+        hunk = _HUNK.match(line)
+        if hunk:
+            offset = int(hunk.group(1))
+            continue
+        if offset and not line.startswith(("---", "+++")):
+            if line.startswith(("-", "+")):
+                return file, def_line + offset - 1
+            offset += 1
+    return file, def_line
+
+
+def _def_line(tree: ast.Module, names: list[str]) -> int:
+    """The line of the def of names (a function, or a class then its method)."""
+    body: list[ast.stmt] = tree.body
+    line = 1
+    for name in names:
+        for node in body:
+            if isinstance(node, ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef) and (
+                node.name == name
+            ):
+                line, body = node.lineno, node.body
+                break
+    return line
+
+
+def undetected(work: Path, verdicts: dict[str, str]) -> list[Mutant]:
+    """The mutants no test noticed, with their diffs (``mutmut show``)."""
+    mutmut = Path(sys.executable).with_name("mutmut")
+    found = []
+    for name, status in sorted(verdicts.items()):
+        if status not in ("survived", "no tests"):
+            continue
+        shown = subprocess.run(
+            [str(mutmut), "show", name], cwd=work, capture_output=True, text=True, check=True
+        ).stdout
+        diff = "\n".join(line for line in shown.splitlines() if not line.startswith("# "))
+        file, line = locate(work, name, diff)  # the snapshot: mutants/ holds trampolines
+        found.append(Mutant(name, status, file, line, diff.strip()))
+    return sorted(found, key=lambda m: (m.file, m.line, m.name))
+
+
+def commit() -> str:
+    """The checkout's commit, with "+dirty" when it has uncommitted changes."""
+    git = ["git", "-C", str(ROOT)]
+    head = subprocess.run([*git, "rev-parse", "--short", "HEAD"], capture_output=True, text=True)
+    dirty = subprocess.run([*git, "status", "--porcelain"], capture_output=True, text=True)
+    return head.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
+
+
+def report(result: Result, out: Path) -> None:
+    """Write the results file and print the summary and the undetected mutants."""
+    out.write_text(json.dumps(asdict(result), indent=2, ensure_ascii=False) + "\n")
+    untested: dict[str, list[Mutant]] = {}
+    for mutant in result.undetected:
+        if mutant.status == "no tests":
+            untested.setdefault(mutant.name.rpartition("__mutmut_")[0], []).append(mutant)
+        else:
+            print(f"\n{mutant.file}:{mutant.line}: {mutant.status}: {mutant.name}\n{mutant.diff}")
+    # A function no selected test runs: one line for all its mutants (their diffs are in
+    # the results file).
+    for function, mutants in sorted(untested.items()):
+        first = mutants[0]
+        print(f"\n{first.file}:{first.line}: no tests run {function}: {len(mutants)} mutants")
+    c = result.counts
+    figures = ", ".join(f"{k} {v}" for k, v in sorted(c.items()))
+    score = "n/a" if result.score is None else f"{result.score}%"
+    print(f"\nmutation {result.module} @ {result.commit}: {figures}")
+    print(
+        f"killed {c.get('killed', 0)}, survived {c.get('survived', 0)}, "
+        f"no tests {c.get('no tests', 0)}, timeout {c.get('timeout', 0)}: score {score}"
+    )
+    print(f"results: {out}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("module", nargs="?", help=f"one of {', '.join(MODULES)}, or a path")
+    parser.add_argument("--tests", nargs="+", help="pytest paths to use instead of the mapped ones")
+    parser.add_argument("--functions", nargs="+", help="mutant-name globs: only these mutants")
+    parser.add_argument("--jobs", type=int, default=int(os.environ.get("MUTATION_JOBS", "2")))
+    parser.add_argument("--work", type=Path, help="work directory (default .local/mutation/NAME)")
+    parser.add_argument("--list", action="store_true", help="print the modules and exit")
+    args = parser.parse_args(argv)
+    if args.list or not args.module:
+        for name, target in MODULES.items():
+            print(f"{name:14} {target.about}")
+        return 0 if args.list else 2
+    target = resolve(args.module, args.tests)
+    if args.functions:
+        target = Target(target.sources, target.tests, tuple(args.functions), target.about)
+    name = re.sub(r"[^A-Za-z0-9_.-]+", "_", args.module.strip("/"))
+    work = args.work or ROOT / ".local" / "mutation" / name
+    prepare(work, target)
+    print(f"mutation {args.module}: mutating {', '.join(expand(ROOT, target.sources))}")
+    print(f"  tests: {' '.join(expand(ROOT, target.tests))} (-m '{MARKERS}')")
+    print(f"  mutmut in {work} with {args.jobs} workers (log: {work / 'mutmut.log'})")
+    started = datetime.now(UTC)
+    run_mutmut(work, target, args.jobs)
+    verdicts = statuses(work, target)
+    counts, score = count(verdicts)
+    result = Result(
+        module=args.module,
+        date=started.strftime("%Y-%m-%d %H:%M UTC"),
+        commit=commit(),
+        counts=counts,
+        score=score,
+        undetected=undetected(work, verdicts),
+        verdicts=dict(sorted(verdicts.items())),
+    )
+    report(result, work.with_suffix(".json"))
+    print(f"took {(datetime.now(UTC) - started).total_seconds():.0f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

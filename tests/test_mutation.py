@@ -1,0 +1,147 @@
+"""``make mutation`` is wired right, without a full mutation run.
+
+The driver (scripts/mutation.py) maps each MODULE to source files and unit tests: a file
+renamed or a test moved would otherwise surface only when someone next runs it. One tiny
+real run (one method of consumer/http/admission.py against its unit tests, about 10 s)
+shows mutmut, the work directory, the verdicts and the results file working end to end.
+"""
+
+from __future__ import annotations
+
+import ast
+import importlib.util
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SCRIPT = ROOT / "scripts" / "mutation.py"
+
+
+def load_driver() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("mutation_driver", SCRIPT)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up by name
+    spec.loader.exec_module(module)
+    return module
+
+
+driver = load_driver()
+
+
+@pytest.mark.parametrize("name", sorted(driver.MODULES))
+def test_each_module_points_at_sources_and_unit_tests_that_exist(name: str) -> None:
+    target = driver.MODULES[name]
+    for pattern in target.sources:
+        files = driver.expand(ROOT, (pattern,))
+        assert files, f"{name}: no source matches {pattern}"
+        assert all(f.endswith(".py") and f.startswith(("consumer/", "producer/")) for f in files)
+    for pattern in target.tests:
+        tests = driver.expand(ROOT, (pattern,))
+        assert tests, f"{name}: no test matches {pattern}"
+        assert all(not t.startswith("tests/integration") for t in tests)  # no broker here
+    assert target.about
+
+
+@pytest.mark.parametrize(
+    "pattern", [p for t in driver.MODULES.values() for p in t.functions], ids=str
+)
+def test_each_function_glob_names_a_function_of_its_sources(pattern: str) -> None:
+    """A renamed function would leave a glob that selects nothing (mutmut then refuses)."""
+    module, sep, function = pattern.partition(".x")
+    if not sep:  # a whole module: "consumer.http.body.*"
+        module, function = pattern.removesuffix(".*"), ""
+    path = ROOT / (module.replace(".", "/") + ".py")
+    assert path.is_file(), pattern
+    if not function:
+        return
+    function = function.removesuffix("__mutmut_*")
+    # x_name for a function, x\u01c1Class\u01c1name for a method.
+    names = [n for n in function.split("\u01c1") if n] if "\u01c1" in function else [function[1:]]
+    assert driver._def_line(ast.parse(path.read_text()), names) > 1, pattern
+
+
+def test_make_mutation_runs_the_driver_with_module_and_tests() -> None:
+    makefile = (ROOT / "Makefile").read_text()
+    assert re.search(r"^mutation: install$", makefile, re.M)
+    assert "scripts/mutation.py $(MODULE) $(if $(TESTS),--tests $(TESTS))" in makefile
+    assert re.search(r"^\.PHONY:.* mutation ", makefile, re.M)
+
+
+def test_mutmut_is_a_locked_dev_dependency() -> None:
+    assert '"mutmut>=3.8,<4"' in (ROOT / "pyproject.toml").read_text()
+    assert re.search(r"^mutmut==3\.", (ROOT / "requirements-dev.lock").read_text(), re.M)
+
+
+def test_a_path_maps_to_the_tests_named_for_it_or_its_mirrored_directory() -> None:
+    one = driver.resolve("consumer/core/stid.py", None)
+    assert one.sources == ("consumer/core/stid.py",)
+    assert one.tests == ("tests/consumer/core/test_stid.py",)
+    tree = driver.resolve("consumer/track", None)
+    assert tree.tests == ("tests/consumer/track",)
+    assert driver.resolve("imb", ["tests/x.py"]).tests == ("tests/x.py",)
+    with pytest.raises(SystemExit, match="neither a module"):
+        driver.resolve("no/such/thing.py", None)
+
+
+def test_score_counts_timeouts_as_detected_and_untested_functions_as_not() -> None:
+    verdicts = {"a": "killed", "b": "killed", "c": "timeout", "d": "survived", "e": "no tests"}
+    counts, score = driver.count(verdicts)
+    assert counts == {"killed": 2, "timeout": 1, "survived": 1, "no tests": 1}
+    assert score == 60.0
+    assert driver.count({}) == ({}, None)
+
+
+def test_a_mutants_line_is_its_functions_def_line_plus_the_hunk_offset() -> None:
+    # Line 1 of mutmut's diff is the def line of the mutated function.
+    diff = "--- f\n+++ f\n@@ -3,4 +3,4 @@\n     context\n-    old\n+    new\n     more"
+    text = (ROOT / "consumer/http/admission.py").read_text()
+    def_line = 1 + text.splitlines().index("    def take_bytes(self, count: int) -> None:")
+    name = "consumer.http.admission.x\u01c1_Ticket\u01c1take_bytes__mutmut_7"
+    assert driver.locate(ROOT, name, diff) == ("consumer/http/admission.py", def_line + 3)
+    top = "consumer.http.body.x_timed_body__mutmut_1"
+    body_def = 1 + (ROOT / "consumer/http/body.py").read_text().splitlines().index(
+        "async def timed_body("
+    )
+    assert driver.locate(ROOT, top, diff) == ("consumer/http/body.py", body_def + 3)
+
+
+def test_a_tiny_run_kills_the_mutants_of_one_method(tmp_path: Path) -> None:
+    """A real mutmut run: every mutant of _Ticket.take_bytes (``>`` to ``>=``, the budget
+    dropped, the count not added...) is killed by tests/consumer/http/test_admission.py."""
+    work = tmp_path / "work"
+    function = "consumer.http.admission.x\u01c1_Ticket\u01c1take_bytes__mutmut_*"
+    done = subprocess.run(
+        [
+            sys.executable,
+            str(SCRIPT),
+            "consumer/http/admission.py",
+            "--tests",
+            "tests/consumer/http/test_admission.py",
+            "--functions",
+            function,
+            "--jobs",
+            "1",
+            "--work",
+            str(work),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    result = json.loads(work.with_suffix(".json").read_text())
+    verdicts = result["verdicts"]
+    assert len(verdicts) >= 8
+    assert all(name.startswith(function[:-1]) for name in verdicts)
+    assert set(verdicts.values()) == {"killed"}, result["undetected"]
+    assert result["score"] == 100.0
+    assert result["counts"] == {"killed": len(verdicts)}
+    assert f"killed {len(verdicts)}, survived 0" in done.stdout
