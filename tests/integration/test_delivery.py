@@ -4,6 +4,7 @@ per pushed message, across retries, concurrent pushes, restarts and two replicas
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import uuid
 from collections import Counter
 from collections.abc import AsyncIterator, Iterator
@@ -105,21 +106,80 @@ async def test_concurrent_pushes_of_one_message_publish_once(
 async def test_same_coordinates_other_content_is_a_conflict(
     client: httpx.AsyncClient, service: Service
 ) -> None:
+    """README "Delivery guarantees": published again, with a CONFLICT receipt, a warning log
+    line and the ivmtr_message_problems_total{problem="conflict"} metric."""
+    from tests.integration.test_observability import scrape, value
+
     (message,) = mailing(20, 10_000, seed=13)
-    changed = {**message, "events": message["events"][:-1], "recCnt": len(message["events"]) - 1}  # type: ignore[index]
+    events: list[object] = message["events"]  # type: ignore[assignment]
+    changed = {**message, "events": events[:-1], "recCnt": len(events) - 1}
+    group, serial = str(message["msgGrpId"]), message["msgSerNbr"]
+    bodies = orjson.dumps(message), orjson.dumps(changed)
+    before = await scrape(client)
     first = await client.post(
-        "/v1/feeds/demo",
-        content=orjson.dumps(message),
-        headers={"content-type": "application/json"},
+        "/v1/feeds/conflict", content=bodies[0], headers={"content-type": "application/json"}
     )
+    request_id = f"conflict-{group}"
     second = await client.post(
-        "/v1/feeds/demo",
-        content=orjson.dumps(changed),
-        headers={"content-type": "application/json"},
+        "/v1/feeds/conflict",
+        content=bodies[1],
+        headers={"content-type": "application/json", "x-request-id": request_id},
     )
+    after = await scrape(client)
+    first_sha, second_sha = (hashlib.sha256(body).hexdigest() for body in bodies)
+
     assert first.json()["status"] == "PUBLISHED"
+    assert second.status_code == 200
     assert second.json()["status"] == "CONFLICT" and second.json()["duplicate"] is False
-    assert "published before with other content" in second.json()["problems"][0]
+    assert second.json()["problems"] == [
+        f"msgGrpId/msgSerNbr published before with other content (sha256 {first_sha})"
+    ]
+    # Published again: the new content's scans once more (they keep their event_id), so
+    # every scan but the dropped last one is on the topics twice.
+    assert sum(second.json()["published"].values()) == len(events) - 1
+    ids = await event_ids(service, group)
+    assert sorted(Counter(ids.values()).items()) == [(1, 1), (2, len(events) - 1)]
+
+    # The receipt: key msg:<msgGrpId>/<msgSerNbr>, the new content's hash and counts, the
+    # problem; after the first content's PUBLISHED one, on the same partition.
+    records = [
+        record
+        for record in await consume(service.topic("deliveries"))
+        if record.value["msg_grp_id"] == group and record.value["kind"] == "MESSAGE"
+    ]
+    assert [record.value["status"] for record in records] == [
+        "STARTED",
+        "PUBLISHED",
+        "STARTED",
+        "CONFLICT",
+    ]
+    assert {record.key for record in records} == {f"msg:{group}/{serial}"}
+    assert len({record.partition for record in records}) == 1
+    published, conflict = records[1].value, records[3].value
+    assert published["content_sha256"] == first_sha
+    assert conflict["content_sha256"] == second_sha
+    assert conflict["problems"] == second.json()["problems"]
+    assert conflict["records_received"] == conflict["rec_cnt"] == len(events) - 1
+    assert conflict["published"] == second.json()["published"]
+    assert conflict["feed"] == "conflict" and conflict["msg_ser_nbr"] == serial
+
+    # The warning, in the second request's context.
+    lines = [orjson.loads(line) for line in service.logs().split("\n") if line.startswith("{")]
+    (warning,) = [
+        line
+        for line in lines
+        if line["event"] == "message published again with other content"
+        and line.get("key") == f"msg:{group}/{serial}"
+    ]
+    assert warning["level"] == "warning" and warning["request_id"] == request_id
+
+    def delta(name: str, **labels: str) -> float:
+        return value(after, name, **labels) - value(before, name, **labels)
+
+    assert delta("ivmtr_message_problems_total", feed="conflict", problem="conflict") == 1
+    assert delta("ivmtr_messages_total", feed="conflict", outcome="conflict") == 1
+    assert delta("ivmtr_messages_total", feed="conflict", outcome="published") == 1
+    assert delta("ivmtr_messages_total", feed="conflict", outcome="duplicate") == 0
 
 
 async def test_rec_cnt_mismatch_is_reported_and_published(

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import gzip
+import hashlib
 import json
 import time
 import uuid
@@ -159,6 +160,52 @@ class Ledger:
         for topic, count in published.items():
             assert topic.startswith(service.prefix), topic
             self.expected[topic.removeprefix(service.prefix)] += count
+
+
+@dataclass
+class Resends:
+    """What the delivery log must make of each 200, worked out from the content hash alone.
+
+    Coordinates (msgGrpId, msgSerNbr) never published: PUBLISHED. Published, the last time
+    with the same SHA-256 of the decompressed body: DUPLICATE, nothing written. With another:
+    CONFLICT, published again, and that content is the one a later re-send is compared with.
+    """
+
+    last: dict[tuple[str, int], str] = field(default_factory=dict)
+    # (status, content hash) of each message receipt written, in order, by coordinates.
+    written: dict[tuple[str, int], list[tuple[str, str]]] = field(default_factory=dict)
+
+    def expect(self, coordinates: tuple[str, int], sha256: str) -> str:
+        prior = self.last.get(coordinates)
+        if prior == sha256:
+            return "DUPLICATE"
+        status = "PUBLISHED" if prior is None else "CONFLICT"
+        self.last[coordinates] = sha256
+        self.written.setdefault(coordinates, []).append((status, sha256))
+        return status
+
+    def check_receipts(self, deliveries: list[Consumed]) -> None:
+        """The receipts on the deliveries topic are the ones expected, hashes included."""
+        found: dict[tuple[str, int], list[tuple[str, str]]] = {}
+        for record in deliveries:
+            receipt = record.value
+            coordinates = (receipt["msg_grp_id"], receipt["msg_ser_nbr"])
+            if (
+                receipt["kind"] == "MESSAGE"
+                and receipt["status"] != "STARTED"
+                and coordinates in self.written
+            ):
+                status = (receipt["status"], receipt["content_sha256"])
+                found.setdefault(coordinates, []).append(status)
+        assert found == self.written
+
+
+def decompressed(data: bytes, headers: dict[str, str]) -> bytes:
+    """The body as the service hashes it: decoded from its Content-Encoding."""
+    encoding = headers.get("content-encoding", "identity").strip().lower()
+    if encoding == "identity":
+        return data
+    return zlib.decompress(data, {"gzip": 31, "x-gzip": 31, "deflate": 15}[encoding])
 
 
 def topic_sizes(kafka: Kafka) -> dict[str, int]:
@@ -815,10 +862,12 @@ def byte_cases(draw: st.DrawFn, body: bytes) -> tuple[bytes, dict[str, str]]:
 
 def test_damaged_bodies(service: Service, http: httpx.Client, kafka: Kafka) -> None:
     # One message group for the whole test, so that generation is reproducible: bodies that
-    # stay valid are answered PUBLISHED once, then DUPLICATE or CONFLICT (published again).
+    # stay valid are answered PUBLISHED once, then DUPLICATE or CONFLICT (published again),
+    # which the content hash decides.
     body = valid_body(message_group_id())
     before = topic_sizes(kafka)
     ledger = Ledger()
+    resends = Resends()
 
     @settings(FUZZ_SETTINGS, max_examples=100)
     @given(case=byte_cases(body))
@@ -830,7 +879,11 @@ def test_damaged_bodies(service: Service, http: httpx.Client, kafka: Kafka) -> N
         note_event(f"{response.status_code} {response.json().get('error') or 'ok'}")
         if response.status_code == 200:
             summary = response.json()
-            assert summary["status"] in ("PUBLISHED", "CONFLICT", "DUPLICATE"), summary
+            sha256 = hashlib.sha256(decompressed(data, headers)).hexdigest()
+            expected = resends.expect((summary["msgGrpId"], summary["msgSerNbr"]), sha256)
+            note_event(f"200 {expected}")
+            assert summary["status"] == expected, summary
+            assert summary["duplicate"] is (expected == "DUPLICATE"), summary
             if not summary["duplicate"]:
                 ledger.add_published(service, summary["published"])
         else:
@@ -841,6 +894,9 @@ def test_damaged_bodies(service: Service, http: httpx.Client, kafka: Kafka) -> N
     # Every refused body published nothing: the topics grew by exactly the 200s' counts.
     sweep(kafka, before, ledger)
     assert len(ledger.answers) >= 2, ledger.answers
+    # Each PUBLISHED and CONFLICT wrote its receipt, with the hash of what it published.
+    (deliveries,) = kafka.topics(("deliveries",))
+    resends.check_receipts(deliveries)
 
 
 @pytest.mark.parametrize(
