@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import gzip
+import hashlib
 import socket
 import ssl
 import subprocess
 import time
 import uuid
 import warnings
+import zlib
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -19,6 +21,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from consumer.feeds import hash_password
+from tests.consumer.http.test_tls import PERMISSIVE_CIPHERS, client_context, handshake
 from tests.integration.conftest import (
     Service,
     consume,
@@ -27,12 +30,13 @@ from tests.integration.conftest import (
     start_service,
     stop_service,
 )
-from tests.integration.test_delivery import event_ids
+from tests.integration.test_delivery import event_ids, mailing, receipts
 from tests.integration.test_ingest import PIECE, TRAY, envelope
 
 pytestmark = pytest.mark.kafka
 
 JSON = {"content-type": "application/json"}
+LETTERS_AUTH = ("usps-letters", "letters-secret-1")
 
 
 def feeds_file(path: Path, *, trusted: str | None = None) -> Path:
@@ -74,6 +78,7 @@ def secured(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
         IVMTR_MAX_DECOMPRESSED_BYTES="2000000",
         IVMTR_MAX_EVENTS_PER_MESSAGE="50",
         IVMTR_READ_TIMEOUT_S="1",
+        IVMTR_BODY_TIMEOUT_S="3",
     )
     try:
         yield service
@@ -214,8 +219,18 @@ async def test_trusted_proxy_and_topic_override(tmp_path: Path) -> None:
         stop_service(service)
 
 
-def bomb(size: int) -> bytes:
-    return gzip.compress(b'{"msgGrpId":"G","msgSerNbr":1,"events":["' + b"x" * size + b'"]}', 9)
+def with_piece(
+    group: str, *, before: bytes = b"", events: bytes = b"", after: bytes = b""
+) -> bytes:
+    """A message of ``group`` whose first event is a valid piece scan, the hostile part
+    ``before`` the events, among them (``events``) or ``after`` them: if the service took
+    any of it, the piece would be published under the very group the test then reads."""
+    head = b'{"msgGrpId":"' + group.encode() + b'","msgSerNbr":1,"totMsgCnt":1,' + before
+    return head + b'"events":[' + orjson.dumps(PIECE) + events + b"]" + after + b"}"
+
+
+def bomb(group: str, size: int) -> bytes:
+    return gzip.compress(with_piece(group, events=b',{"pad":"' + b"x" * size + b'"}'), 9)
 
 
 async def slow_body(first: bytes) -> AsyncIterator[bytes]:
@@ -224,53 +239,43 @@ async def slow_body(first: bytes) -> AsyncIterator[bytes]:
     yield b"]}"
 
 
+# Each hostile body carries the group the test reads back, and a valid piece before what
+# is wrong with it, so that "nothing published" is about this body.
 @pytest.mark.parametrize(
     ("make_body", "headers", "status", "error"),
     [
         (
-            lambda g: b'{"msgGrpId":"' + g.encode() + b'","events":["' + b"x" * 300_000 + b'"]}',
+            lambda g: with_piece(g, events=b',{"pad":"' + b"x" * 300_000 + b'"}'),
             {},
             413,
             "max_body_bytes",
         ),
-        (lambda g: bomb(50_000_000), {"content-encoding": "gzip"}, 413, "max_decompressed_bytes"),
+        (
+            lambda g: bomb(g, 50_000_000),
+            {"content-encoding": "gzip"},
+            413,
+            "max_decompressed_bytes",
+        ),
         (lambda g: orjson.dumps(envelope([PIECE] * 60, g)), {}, 413, "max_events_per_message"),
         (
-            lambda g: (
-                b'{"msgGrpId":"'
-                + g.encode()
-                + b'","msgSerNbr":1,"events":[{"a":'
-                + b"[" * 40
-                + b"]" * 40
-                + b"}]}"
-            ),
+            lambda g: with_piece(g, events=b',{"a":' + b"[" * 40 + b"]" * 40 + b"}"),
             {},
             400,
             "max_json_depth",
         ),
         (lambda g: orjson.dumps(envelope([PIECE], g))[:-7], {}, 400, "malformed_message"),
+        (lambda g: with_piece(g, before=b'"note":"\xff\xfe",'), {}, 400, "malformed_message"),
+        (lambda g: with_piece(g, events=b',{"imb":"\xff\xfe"}'), {}, 400, "malformed_message"),
+        # The same group twice: however a duplicate were read, the group is the test's.
         (
-            lambda g: b'{"msgGrpId":"\xff\xfe","msgSerNbr":1,"events":[]}',
+            lambda g: with_piece(g, before=b'"msgGrpId":"' + g.encode() + b'",'),
             {},
             400,
             "malformed_message",
         ),
-        (
-            lambda g: (
-                b'{"msgGrpId":"' + g.encode() + b'","msgGrpId":"x","msgSerNbr":1,"events":[]}'
-            ),
-            {},
-            400,
-            "malformed_message",
-        ),
-        (lambda g: b'{"msgGrpId":1,"msgSerNbr":1,"events":[]}', {}, 400, "invalid_envelope"),
-        (
-            lambda g: b'{"msgGrpId":"' + g.encode() + b'","msgSerNbr":NaN,"events":[]}',
-            {},
-            400,
-            "malformed_message",
-        ),
-        (lambda g: b"[]", {}, 400, "malformed_message"),
+        (lambda g: with_piece(g, after=b',"totRecCnt":-1'), {}, 400, "invalid_envelope"),
+        (lambda g: with_piece(g, after=b',"recCnt":NaN'), {}, 400, "malformed_message"),
+        (lambda g: b"[" + orjson.dumps(envelope([PIECE], g)) + b"]", {}, 400, "malformed_message"),
     ],
     ids=[
         "body",
@@ -278,7 +283,8 @@ async def slow_body(first: bytes) -> AsyncIterator[bytes]:
         "events",
         "depth",
         "truncated",
-        "utf-8",
+        "utf-8 in the envelope",
+        "utf-8 in a record",
         "duplicate keys",
         "number",
         "NaN",
@@ -305,6 +311,108 @@ async def test_limits_and_bad_bodies_publish_nothing(
         assert (await client.get("/healthz")).status_code == 200
 
 
+async def test_the_hostile_bodies_publish_without_their_hostile_part(secured: Service) -> None:
+    """The control of the test above: the same shape, nothing wrong, is published."""
+    group = message_group_id()
+    response = await post(
+        secured,
+        "letters",
+        with_piece(group),
+        auth=("usps-letters", "letters-secret-1"),
+        headers=JSON,
+    )
+    assert response.status_code == 200, response.text
+    assert sum((await event_ids(secured, group)).values()) == 1
+
+
+def nested(depth: int) -> bytes:
+    """A JSON value ``depth`` deep, arrays and objects alternating."""
+    return b'{"a":[' * (depth // 2) + (b"[]" if depth % 2 else b"0") + b"]}" * (depth // 2)
+
+
+@pytest.mark.parametrize("place", ["member", "record"])
+async def test_a_message_nested_exactly_at_max_json_depth_is_taken_one_deeper_refused(
+    secured: Service, place: str
+) -> None:
+    """max_json_depth is 16 (the default): the message as a whole, with its events array."""
+    for total, status in ((16, 200), (17, 400)):
+        group = message_group_id()
+        if place == "member":  # inside the message: one level
+            body = with_piece(group, after=b',"meta":' + nested(total - 1))
+        else:  # inside the message and events: two levels
+            body = with_piece(group, events=b"," + nested(total - 2))
+        assert depth_of(orjson.loads(body)) == total
+        response = await post(
+            secured, "letters", body, auth=("usps-letters", "letters-secret-1"), headers=JSON
+        )
+        assert response.status_code == status, (total, response.text)
+        published = sum((await event_ids(secured, group)).values())
+        if status == 200:
+            assert published == 1
+        else:
+            assert response.json()["limit"] == "max_json_depth" and published == 0
+
+
+def depth_of(value: object) -> int:
+    if isinstance(value, dict):
+        return 1 + max((depth_of(v) for v in value.values()), default=0)
+    if isinstance(value, list):
+        return 1 + max((depth_of(v) for v in value), default=0)
+    return 0
+
+
+async def trickle(first: bytes, every_s: float, for_s: float) -> AsyncIterator[bytes]:
+    """``first``, then a space every ``every_s`` for ``for_s``: never idle, never done."""
+    yield first
+    deadline = time.monotonic() + for_s
+    while time.monotonic() < deadline:
+        await asyncio.sleep(every_s)
+        yield b" "
+    yield b"]}"
+
+
+async def test_a_body_slower_than_body_timeout_s_in_all_gets_408(secured: Service) -> None:
+    """Each piece within read_timeout_s (1 s), the whole over body_timeout_s (3 s)."""
+    group = message_group_id()
+    head = orjson.dumps(envelope([PIECE], group))[:-2]
+    started = time.monotonic()
+    response = await post(
+        secured,
+        "letters",
+        trickle(head, every_s=0.3, for_s=6),
+        auth=("usps-letters", "letters-secret-1"),
+        headers=JSON,
+    )
+    assert response.status_code == 408, response.text
+    assert response.json()["limit"] == "body_timeout_s"
+    assert "body_timeout_s=3" in response.json()["detail"]
+    assert time.monotonic() - started >= 3
+    assert await event_ids(secured, group) == {}
+
+
+async def test_the_same_message_compressed_is_a_duplicate(secured: Service) -> None:
+    """The content hash is of the decompressed body: the same message sent plain, then
+    gzipped, then deflated, is published once, and the receipt holds the plain body's hash."""
+    group = message_group_id()
+    # Large enough to arrive in several chunks, which differ plain and inflated.
+    events = mailing(30, 10_000, seed=5)[0]["events"][:45]  # type: ignore[index]
+    plain = orjson.dumps(envelope(events, group, note="".join(map(str, range(25_000)))))
+    assert 100_000 < len(plain) < 200_000  # under the fixture's max_body_bytes
+    auth = LETTERS_AUTH
+    first = await post(secured, "letters", plain, auth=auth, headers=JSON)
+    assert first.status_code == 200 and first.json()["duplicate"] is False, first.text
+    for encoding, data in (("gzip", gzip.compress(plain)), ("deflate", zlib.compress(plain))):
+        again = await post(
+            secured, "letters", data, auth=auth, headers={**JSON, "content-encoding": encoding}
+        )
+        assert again.status_code == 200, again.text
+        assert again.json()["duplicate"] is True, (encoding, again.json())
+    ids = await event_ids(secured, group)
+    assert len(ids) == len(events) and set(ids.values()) == {1}
+    hashes = {r["content_sha256"] for r in await receipts(secured, group) if r["content_sha256"]}
+    assert hashes == {hashlib.sha256(plain).hexdigest()}
+
+
 async def test_slow_sender_gets_408(secured: Service) -> None:
     group = message_group_id()
     head = orjson.dumps(envelope([PIECE], group))[:-2]
@@ -314,6 +422,17 @@ async def test_slow_sender_gets_408(secured: Service) -> None:
     assert response.status_code == 408
     assert response.json()["limit"] == "read_timeout_s"
     assert await event_ids(secured, group) == {}
+
+
+def permissive_server(cert: Path, key: Path) -> ssl.SSLContext:
+    """A server context that allows TLS 1.0 and 1.1 (the control of the client)."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    context.set_ciphers(PERMISSIVE_CIPHERS)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        context.minimum_version = ssl.TLSVersion.TLSv1
+    return context
 
 
 def self_signed(tmp: Path) -> tuple[Path, Path]:
@@ -365,12 +484,20 @@ async def test_https_with_tls_1_2_or_newer(tmp_path: Path) -> None:
             context.wrap_socket(raw, server_hostname=host) as tls,
         ):
             assert tls.version() in ("TLSv1.2", "TLSv1.3")
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", DeprecationWarning)
-            old = ssl.create_default_context(cafile=str(cert))
-            old.minimum_version = ssl.TLSVersion.TLSv1
-            old.maximum_version = ssl.TLSVersion.TLSv1_1
-        with pytest.raises((httpx.ConnectError, ssl.SSLError)):
+        # A client willing to speak TLS 1.0/1.1 (OpenSSL 3 clients refuse them by default,
+        # which would make this pass against any server) does with a server that allows
+        # them; the service ends its handshake (an alert, or uvloop closes the connection),
+        # where an unwilling client would fail before sending anything. Python 3.10+ server
+        # contexts refuse TLS below 1.2 themselves, so here this holds with or without our
+        # floor: tests/consumer/http/test_tls.py checks the floor on a permissive library.
+        old = client_context(cert, old=True)
+        assert handshake(permissive_server(cert, key), old) == "TLSv1.1"
+        with (
+            socket.create_connection((host, int(port))) as raw,
+            pytest.raises(ssl.SSLError, match=r"(?i)alert protocol version|unexpected.eof"),
+        ):
+            old.wrap_socket(raw, server_hostname=host)
+        with pytest.raises(httpx.ConnectError):
             async with httpx.AsyncClient(base_url=service.url, verify=old) as client:
                 await client.get("/healthz")
         async with httpx.AsyncClient(base_url=service.url.replace("https", "http")) as client:
