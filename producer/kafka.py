@@ -345,6 +345,10 @@ class TransactionalProducer:
             _in_background(_close(producer), f"close {self.transactional_id}")
             if isinstance(exc, TimeoutError):
                 raise KafkaUnavailable("Kafka did not answer while starting a producer") from exc
+            if isinstance(exc, AssertionError):
+                # aiokafka asserts where a broker just back from a pause has not told it
+                # the coordinator yet ("Did we not perform bootstrap?"): try again later.
+                raise KafkaUnavailable(f"the producer did not start: {exc!r}") from exc
             raise
         self._producer = producer
 

@@ -12,10 +12,12 @@ import asyncio
 import time
 
 import pytest
+from aiokafka import AIOKafkaProducer
 
+from producer import kafka
 from producer.budget import WaitBudget
-from producer.errors import PublishTimeout
-from producer.kafka import KafkaConfig
+from producer.errors import KafkaUnavailable, PublishTimeout
+from producer.kafka import KafkaConfig, TransactionalProducer
 from producer.publisher import Publisher
 from producer.topics import TopicTable
 from tests.producer.test_kafka import AbortDouble, producer_with
@@ -98,3 +100,19 @@ async def test_an_abort_that_ends_in_time_leaves_the_producer_usable() -> None:
 
 async def _answered() -> None:
     await asyncio.sleep(0.01)
+
+
+async def test_a_producer_start_that_aiokafka_asserts_in_is_kafka_unavailable(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Seen right after a frozen broker thawed: aiokafka's start asserts instead of raising a
+    # Kafka error. The push must be answered 503 (retry), not 500.
+    async def asserting(self: AIOKafkaProducer) -> None:
+        raise AssertionError("Did we not perform bootstrap?")
+
+    monkeypatch.setattr(AIOKafkaProducer, "start", asserting)
+    producer = TransactionalProducer(KafkaConfig(), "test")
+    with pytest.raises(KafkaUnavailable, match="did not start"):
+        await producer.start(["t"])
+    assert producer.broken
+    await asyncio.wait(set(kafka._BACKGROUND))  # the close left to the background
