@@ -54,7 +54,11 @@ def hash_password_command(from_stdin: bool) -> None:
     weakness = password_weakness(password)
     if weakness is not None:
         raise click.ClickException(weakness)
-    click.echo(hash_password(password))
+    try:
+        encoded = hash_password(password)
+    except ValueError as exc:  # a password with NUL, which scrypt cannot tell apart
+        raise click.ClickException(str(exc)) from None
+    click.echo(encoded)
 
 
 @click.command("dev-credentials")

@@ -129,3 +129,9 @@ def test_dev_credentials_leaves_other_files_alone(tmp_path: Path) -> None:
     assert path.read_text() == TABLE_TOML
     path.write_text("[broken\n")
     assert CliRunner().invoke(dev_credentials, ["--out", str(path)]).exit_code == 1
+
+
+def test_hash_password_refuses_a_password_with_nul() -> None:
+    result = CliRunner().invoke(hash_password_command, ["--stdin"], input=f"{STRONG}\x00\n")
+    assert result.exit_code == 1
+    assert "NUL" in result.output and "Traceback" not in result.output
