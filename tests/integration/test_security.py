@@ -79,6 +79,9 @@ def secured(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
         IVMTR_MAX_EVENTS_PER_MESSAGE="50",
         IVMTR_READ_TIMEOUT_S="1",
         IVMTR_BODY_TIMEOUT_S="3",
+        # Wrong passwords are tried here by the dozen (tests/integration/test_auth_throttle.py
+        # tests the lockout): none of them may lock 127.0.0.1 out of the other tests.
+        IVMTR_AUTH_FAILURE_LIMIT="1000",
     )
     try:
         yield service
@@ -158,6 +161,33 @@ async def test_who_may_push(
     assert "secret" not in response.text
     assert await event_ids(secured, group) == {}
     assert "letters-secret-1" not in secured.logs() and "flats-secret-22" not in secured.logs()
+
+
+def near_misses(right: str) -> list[str]:
+    """Every proper prefix, a suffix, each character changed, one removed, the case."""
+    changed = [right[:i] + chr(ord(c) ^ 1) + right[i + 1 :] for i, c in enumerate(right)]
+    removed = [right[:i] + right[i + 1 :] for i in range(len(right))]
+    wrong = [right[:n] for n in range(len(right))] + [right + "1", right + " ", right * 2]
+    return [*wrong, *changed, *removed, right.upper(), right + "\x00"]
+
+
+async def test_near_misses_of_the_password_are_refused(secured: Service) -> None:
+    """With the right credentials checked (and cached) first, then after them all."""
+    async with httpx.AsyncClient(base_url=secured.url, timeout=30) as client:
+
+        async def push(password: str) -> tuple[str, httpx.Response]:
+            group = message_group_id()
+            body = orjson.dumps(envelope([PIECE], group))
+            auth = (LETTERS_AUTH[0], password)
+            answer = await client.post("/v1/feeds/letters", content=body, auth=auth, headers=JSON)
+            return group, answer
+
+        assert (await push(LETTERS_AUTH[1]))[1].status_code == 200
+        for wrong in near_misses(LETTERS_AUTH[1]):
+            group, response = await push(wrong)
+            assert response.status_code == 401, (wrong, response.text)
+        assert await event_ids(secured, group) == {}
+        assert (await push(LETTERS_AUTH[1]))[1].status_code == 200
 
 
 async def test_made_up_feed_names_share_one_metric_label(secured: Service) -> None:
