@@ -242,12 +242,14 @@ def create_app(settings: Settings, service: IngestService | None = None) -> Star
                     max_body_bytes=settings.max_body_bytes,
                     max_decompressed_bytes=settings.max_decompressed_bytes,
                 )
+                # One bound on all of this request's waits for Kafka (IVMTR_KAFKA_TIMEOUT_S).
+                budget = service.kafka_budget()
                 if service.address is None:
                     tee.release()  # one process takes every slot: nothing is forwarded
                 else:
                     coordinates, body = await body_head(body)
                     if coordinates is not None:
-                        owner = await service.owner_of(*coordinates)
+                        owner = await service.owner_of(*coordinates, budget)
                         if owner is not None:
                             return await hand_on(request, owner, tee, hop, feed, request_id)
                         tee.release()
@@ -258,6 +260,7 @@ def create_app(settings: Settings, service: IngestService | None = None) -> Star
                         request_id=request_id,
                         on_records=ticket.take_records,
                         on_open=tee.release,
+                        budget=budget,
                     )
                 except SlotElsewhere as exc:
                     # The coordinates came late in the body, or the slot just moved.
