@@ -249,17 +249,20 @@ async def read_to_end(
     topic: str,
     *,
     within_s: float = 20,
-    until: Literal["stable", "high_watermark"] = "stable",
+    until: Literal["stable", "high_watermark"] = "high_watermark",
     bootstrap: str = BOOTSTRAP,
 ) -> ReadBack:
     """Every committed record of ``topic`` as a read_committed subscriber sees it, up to
     the end offsets taken when reading starts; EndNotReached if they are not reached in
     time, never a silent prefix.
 
-    ``until="stable"``: each partition's last stable offset (what read_committed can
-    reach: a transaction still open is not waited for). ``until="high_watermark"``: the
-    high watermark, so that a transaction whose markers the broker is still writing is
-    waited for, not missed. ``bootstrap``: another broker than the shared one (a test's own).
+    ``until="high_watermark"`` (the default): the high watermark, so that a transaction
+    whose commit markers the broker is still writing is waited for, not missed: a 200
+    means the commit is decided, and read_committed sees it a moment later (a read to
+    the last stable offset right after a 200 found no PUBLISHED receipt once). An abort
+    still under way is waited for the same way. ``until="stable"``: each partition's last
+    stable offset, what read_committed can reach without waiting for open transactions.
+    ``bootstrap``: another broker than the shared one (a test's own).
     """
     reader = AIOKafkaConsumer(bootstrap_servers=bootstrap, isolation_level="read_committed")
     await reader.start()
