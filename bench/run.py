@@ -432,6 +432,24 @@ class Service:
         return self.process.returncode
 
 
+def spawn_consumer(
+    command: str, settings: dict[str, str], log_path: Path, *, root: Path = ROOT
+) -> subprocess.Popen[bytes]:
+    """``python -m consumer <command>`` from ``root`` with ``settings`` as its only IVMTR_*
+    variables (none of the caller's leak in), its output to ``log_path``."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("IVMTR_")}
+    env.update(settings)
+    with log_path.open("wb") as log_file:  # the child keeps its own descriptor
+        # ``-m`` puts the working directory first on sys.path: root's ``consumer`` runs.
+        return subprocess.Popen(
+            [sys.executable, "-m", "consumer", command],
+            cwd=root,
+            env=env,
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+        )
+
+
 def start_service(
     prefix: str,
     feeds_file: Path,
@@ -455,17 +473,7 @@ def start_service(
         # stderr is a file, so the default (auto) would pick JSON as well; say it.
         "IVMTR_LOG_FORMAT": "json",
     }
-    env = {k: v for k, v in os.environ.items() if not k.startswith("IVMTR_")}
-    env.update(settings)
-    with log_path.open("wb") as log_file:
-        # ``-m`` puts the working directory first on sys.path: root's ``consumer`` runs.
-        process = subprocess.Popen(
-            [sys.executable, "-m", "consumer", "serve"],
-            cwd=root,
-            env=env,
-            stdout=log_file,
-            stderr=subprocess.STDOUT,
-        )
+    process = spawn_consumer("serve", settings, log_path, root=root)
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 90
     while time.monotonic() < deadline:

@@ -102,6 +102,7 @@ from bench.run import (  # noqa: E402
     git_state,
     log_findings,
     shown,
+    spawn_consumer,
     status_bytes,
 )
 from consumer import Settings  # noqa: E402
@@ -513,16 +514,7 @@ def start_tracker(
         "IVMTR_TRACK_CHECK_INTERVAL_S": CHECK_INTERVAL_S,
         "IVMTR_LOG_FORMAT": "json",
     }
-    env = {k: v for k, v in os.environ.items() if not k.startswith("IVMTR_")}
-    env.update(settings)
-    with log_path.open("wb") as log_file:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "consumer", "track"],
-            cwd=ROOT,
-            env=env,
-            stdout=log_file,
-            stderr=subprocess.STDOUT,
-        )
+    process = spawn_consumer("track", settings, log_path)
     return TrackerProcess(
         process, f"http://127.0.0.1:{port}", log_path, settings, time.perf_counter()
     )

@@ -35,14 +35,15 @@ from tests.integration.test_tracker import latest
 pytestmark = pytest.mark.kafka
 
 
-async def test_campaign_rules_metrics_and_report(tmp_path: Path) -> None:
-    require_broker()
-    feeds = tmp_path / "feeds.toml"
+def campaign_feeds_file(directory: Path, password: str) -> Path:
+    """A feeds file with feed "letters" (campaign "unassigned") and one campaign rule:
+    mailer 902345678's pieces are campaign "spring-9"."""
+    feeds = directory / "feeds.toml"
     feeds.write_text(
         f"""
 [feeds.letters]
 user = "u"
-password_hash = "{hash_password("campaign-secret", n=2**10)}"
+password_hash = "{hash_password(password, n=2**10)}"
 campaign = "unassigned"
 
 [[campaigns]]
@@ -50,6 +51,12 @@ id = "spring-9"
 mailer_ids = ["902345678"]
 """
     )
+    return feeds
+
+
+async def test_campaign_rules_metrics_and_report(tmp_path: Path) -> None:
+    require_broker()
+    feeds = campaign_feeds_file(tmp_path, "campaign-secret")
     prefix = f"it-{uuid.uuid4().hex[:8]}."
     service = start_service(tmp_path, prefix, IVMTR_FEEDS_FILE=str(feeds))
     try:

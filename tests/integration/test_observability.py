@@ -12,7 +12,6 @@ import orjson
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from consumer.feeds import hash_password
 from consumer.simulator import MailingSpec, generate_records, message_group
 from tests.integration.conftest import (
     Service,
@@ -27,6 +26,7 @@ from tests.integration.conftest import (
     wait_ready,
 )
 from tests.integration.own_broker import OwnBroker, own_broker
+from tests.integration.test_campaign_report import campaign_feeds_file
 from tests.integration.test_ingest import BAD_PIECE, LDE, PIECE, TRAY, envelope, push
 
 pytestmark = pytest.mark.kafka
@@ -287,19 +287,7 @@ async def test_campaign_logical_deliveries_counts_the_517_scans_by_campaign(
     tmp_path: Path,
 ) -> None:
     require_broker()
-    feeds = tmp_path / "feeds.toml"
-    feeds.write_text(
-        f"""
-[feeds.letters]
-user = "u"
-password_hash = "{hash_password("obs-secret", n=2**10)}"
-campaign = "unassigned"
-
-[[campaigns]]
-id = "spring-9"
-mailer_ids = ["902345678"]
-"""
-    )
+    feeds = campaign_feeds_file(tmp_path, "obs-secret")
     service = start_service(tmp_path, f"obs-{uuid.uuid4().hex[:8]}.", IVMTR_FEEDS_FILE=str(feeds))
     try:
         records = [*generate_records(MailingSpec(pieces=80, seed=62)), LDE]
