@@ -30,6 +30,7 @@ import re
 import shutil
 import subprocess
 import sys
+import tomllib
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -71,6 +72,20 @@ class Target:
     about: str = ""
 
 
+#: Surviving mutants someone judged, with why: every ``*.toml`` file here holds
+#: ``[[judged]]`` tables (see ``load_judgements``).
+JUDGED = ROOT / "docs" / "mutation" / "judged"
+#: The verdicts a judgement may give a surviving mutant.
+VERDICTS = {
+    "equivalent": "the mutant behaves exactly as the original on every input",
+    "harmless": "the mutant's behaviour differs, in a way no user or caller relies on",
+    "untestable": "mutmut cannot switch the mutant on (a function run only at import)",
+}
+
+#: In each work directory: the commit its snapshot was taken from (a resumed run reports
+#: that one, not whatever the checkout holds by then).
+SNAPSHOT = "snapshot-commit"
+
 _PARSE = "consumer.core.parse"
 MODULES: dict[str, Target] = {
     "feeds": Target(
@@ -107,6 +122,28 @@ MODULES: dict[str, Target] = {
         tests=("tests/consumer/core/test_imb*.py",),
         about="Intelligent Mail barcode decoding and encoding (consumer/core/imb.py)",
     ),
+    "avro": Target(
+        sources=("producer/avro.py",),
+        tests=("tests/producer/test_avro*.py",),
+        about="the schema-compiled Avro encoder (producer/avro.py), checked against fastavro",
+    ),
+    "compatibility": Target(
+        sources=("producer/compatibility.py",),
+        tests=("tests/producer/test_compatibility*.py",),
+        about="the Avro schema-evolution checker (producer/compatibility.py)",
+    ),
+    "registry": Target(
+        sources=("producer/registry.py", "producer/wire.py"),
+        tests=("tests/producer/test_registry*.py", "tests/producer/test_wire*.py"),
+        about="schema-registry client and the Confluent wire format (producer/registry.py, "
+        "wire.py)",
+    ),
+    "topics": Target(
+        sources=("producer/topics.py", "producer/schemas.py", "producer/errors.py"),
+        tests=("tests/producer/test_topics*.py",),
+        about="topics and their serializers, schema files, errors (producer/topics.py, "
+        "schemas.py, errors.py)",
+    ),
     "producer": Target(
         sources=(
             "producer/avro.py",
@@ -118,8 +155,8 @@ MODULES: dict[str, Target] = {
             "producer/errors.py",
         ),
         tests=("tests/producer",),
-        about="producer's pure modules: Avro encoding, wire format, topics, schemas, "
-        "compatibility, registry client",
+        about="avro, compatibility, registry and topics in one run (about an hour on 2 "
+        "cores; the four apart take minutes each)",
     ),
     "producer-all": Target(
         sources=("producer/*.py",),
@@ -139,6 +176,74 @@ class Mutant:
     file: str
     line: int
     diff: str
+    #: The judgement's verdict and why, when one covers this mutant.
+    verdict: str = ""
+    why: str = ""
+
+
+@dataclass(frozen=True)
+class Judgement:
+    """Why a surviving mutant is not a gap in the tests."""
+
+    #: mutmut's name for the mutant, or a glob of names (a whole function).
+    mutant: str
+    #: One of VERDICTS.
+    verdict: str
+    why: str
+    #: Text the mutant's diff must contain (its changed line): mutmut numbers mutants
+    #: within a function, so once the function changes a name may denote another
+    #: mutation, and the judgement must then not apply.
+    change: str = ""
+    #: The file the judgement came from, for messages.
+    source: str = ""
+
+    def covers(self, mutant: Mutant) -> bool:
+        """Whether this judgement is about that mutant as it is now."""
+        return fnmatch.fnmatchcase(mutant.name, self.mutant) and self.change in mutant.diff
+
+
+def load_judgements(directory: Path = JUDGED) -> list[Judgement]:
+    """Every judgement in directory's TOML files, checked for form."""
+    found = []
+    for path in sorted(directory.glob("*.toml")):
+        with path.open("rb") as file:
+            tables = tomllib.load(file).get("judged", [])
+        for number, table in enumerate(tables, 1):
+            where = f"{path.name} [[judged]] #{number}"
+            unknown = set(table) - {"mutant", "verdict", "why", "change"}
+            if unknown or not {"mutant", "verdict", "why"} <= set(table):
+                raise ValueError(f"{where}: needs mutant, verdict, why (and may have change)")
+            if table["verdict"] not in VERDICTS:
+                raise ValueError(f"{where}: verdict must be one of {', '.join(VERDICTS)}")
+            if not table["why"].strip():
+                raise ValueError(f"{where}: why is empty")
+            found.append(Judgement(**table, source=path.name))
+    return found
+
+
+def judge(
+    undetected: list[Mutant], judgements: list[Judgement]
+) -> tuple[dict[str, Judgement], list[Judgement]]:
+    """Which undetected mutants are judged (by name), and the judgements matching none.
+
+    A judgement matching no undetected mutant is stale when its mutant is still
+    undetected under another diff; a killed mutant simply no longer needs one.
+    """
+    judged: dict[str, Judgement] = {}
+    used: set[int] = set()
+    for mutant in undetected:
+        for index, judgement in enumerate(judgements):
+            if judgement.covers(mutant):
+                judged[mutant.name] = judgement
+                used.add(index)
+                break
+    names = {m.name: m for m in undetected}
+    stale = [
+        j
+        for i, j in enumerate(judgements)
+        if i not in used and any(fnmatch.fnmatchcase(n, j.mutant) for n in names)
+    ]
+    return judged, stale
 
 
 @dataclass
@@ -150,6 +255,11 @@ class Result:
     commit: str
     counts: dict[str, int]
     score: float | None
+    #: The score with the judged mutants left out of the count: the share of the
+    #: mutants that matter that the tests detect.
+    score_judged: float | None = None
+    #: Undetected mutants by verdict ("unjudged" for those nobody judged yet).
+    judged: dict[str, int] = field(default_factory=dict)
     undetected: list[Mutant] = field(default_factory=list)
     #: Every selected mutant's verdict, by mutmut's name for it.
     verdicts: dict[str, str] = field(default_factory=dict)
@@ -218,6 +328,7 @@ def prepare(work: Path, target: Target) -> None:
     args = ["-p", "no:cacheprovider", "-p", PLUGIN_MODULE, "-m", MARKERS]
     lines += [f"    {a}" for a in args]
     (work / "setup.cfg").write_text("\n".join(lines) + "\n")
+    (work / SNAPSHOT).write_text(commit() + "\n")
 
 
 def run_mutmut(work: Path, target: Target, jobs: int) -> None:
@@ -329,11 +440,31 @@ def commit() -> str:
     return head.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
 
 
-def report(result: Result, out: Path) -> None:
-    """Write the results file and print the summary and the undetected mutants."""
+def apply_judgements(result: Result, judgements: list[Judgement]) -> list[Judgement]:
+    """Mark result's judged mutants, count them and score the rest; the stale judgements."""
+    judged, stale = judge(result.undetected, judgements)
+    tally: dict[str, int] = {}
+    for mutant in result.undetected:
+        judgement = judged.get(mutant.name)
+        if judgement:
+            mutant.verdict, mutant.why = judgement.verdict, judgement.why
+        key = mutant.verdict or "unjudged"
+        tally[key] = tally.get(key, 0) + 1
+    result.judged = dict(sorted(tally.items()))
+    c = result.counts
+    detected = c.get("killed", 0) + c.get("timeout", 0)
+    that_matter = detected + tally.get("unjudged", 0)
+    result.score_judged = round(100 * detected / that_matter, 1) if that_matter else None
+    return stale
+
+
+def report(result: Result, out: Path, stale: list[Judgement]) -> None:
+    """Write the results file and print the summary and the unjudged undetected mutants."""
     out.write_text(json.dumps(asdict(result), indent=2, ensure_ascii=False) + "\n")
     untested: dict[str, list[Mutant]] = {}
     for mutant in result.undetected:
+        if mutant.verdict:
+            continue
         if mutant.status == "no tests":
             untested.setdefault(mutant.name.rpartition("__mutmut_")[0], []).append(mutant)
         else:
@@ -343,6 +474,11 @@ def report(result: Result, out: Path) -> None:
     for function, mutants in sorted(untested.items()):
         first = mutants[0]
         print(f"\n{first.file}:{first.line}: no tests run {function}: {len(mutants)} mutants")
+    for judgement in stale:
+        print(
+            f"\nstale judgement in {judgement.source}: {judgement.mutant} no longer shows "
+            f"{judgement.change!r}; judge it again"
+        )
     c = result.counts
     figures = ", ".join(f"{k} {v}" for k, v in sorted(c.items()))
     score = "n/a" if result.score is None else f"{result.score}%"
@@ -351,7 +487,33 @@ def report(result: Result, out: Path) -> None:
         f"killed {c.get('killed', 0)}, survived {c.get('survived', 0)}, "
         f"no tests {c.get('no tests', 0)}, timeout {c.get('timeout', 0)}: score {score}"
     )
+    verdicts = ", ".join(f"{k} {v}" for k, v in result.judged.items())
+    if result.undetected:
+        score_judged = "n/a" if result.score_judged is None else f"{result.score_judged}%"
+        print(f"undetected by verdict: {verdicts}; detected of those that matter: {score_judged}")
     print(f"results: {out}")
+
+
+def report_again(out: Path, judgements: list[Judgement]) -> int:
+    """Re-judge and print a finished run's results file."""
+    if not out.is_file():
+        raise SystemExit(f"mutation: no results at {out}; run it first")
+    saved = json.loads(out.read_text())
+    mutants = [
+        Mutant(m["name"], m["status"], m["file"], m["line"], m["diff"]) for m in saved["undetected"]
+    ]
+    result = Result(
+        module=saved["module"],
+        date=saved["date"],
+        commit=saved["commit"],
+        counts=saved["counts"],
+        score=saved["score"],
+        undetected=mutants,
+        verdicts=saved["verdicts"],
+    )
+    stale = apply_judgements(result, judgements)
+    report(result, out, stale)
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -362,6 +524,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--jobs", type=int, default=int(os.environ.get("MUTATION_JOBS", "2")))
     parser.add_argument("--work", type=Path, help="work directory (default .local/mutation/NAME)")
     parser.add_argument("--list", action="store_true", help="print the modules and exit")
+    parser.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue a stopped run in its work directory (mutmut keeps each verdict) "
+        "instead of taking a fresh snapshot",
+    )
+    parser.add_argument(
+        "--report",
+        action="store_true",
+        help="print the last run's results again, judged by today's docs/mutation/judged "
+        "(no mutmut run)",
+    )
     args = parser.parse_args(argv)
     if args.list or not args.module:
         for name, target in MODULES.items():
@@ -372,7 +546,14 @@ def main(argv: list[str] | None = None) -> int:
         target = Target(target.sources, target.tests, tuple(args.functions), target.about)
     name = re.sub(r"[^A-Za-z0-9_.-]+", "_", args.module.strip("/"))
     work = args.work or ROOT / ".local" / "mutation" / name
-    prepare(work, target)
+    if args.report:
+        return report_again(work.with_suffix(".json"), load_judgements())
+    if not args.resume:
+        prepare(work, target)
+    elif not (work / "setup.cfg").is_file():
+        raise SystemExit(f"mutation: nothing to resume in {work}")
+    snapshot = work / SNAPSHOT
+    taken_from = snapshot.read_text().strip() if snapshot.is_file() else "unknown"
     print(f"mutation {args.module}: mutating {', '.join(expand(ROOT, target.sources))}")
     print(f"  tests: {' '.join(expand(ROOT, target.tests))} (-m '{MARKERS}')")
     print(f"  mutmut in {work} with {args.jobs} workers (log: {work / 'mutmut.log'})")
@@ -383,13 +564,14 @@ def main(argv: list[str] | None = None) -> int:
     result = Result(
         module=args.module,
         date=started.strftime("%Y-%m-%d %H:%M UTC"),
-        commit=commit(),
+        commit=taken_from,
         counts=counts,
         score=score,
         undetected=undetected(work, verdicts),
         verdicts=dict(sorted(verdicts.items())),
     )
-    report(result, work.with_suffix(".json"))
+    stale = apply_judgements(result, load_judgements())
+    report(result, work.with_suffix(".json"), stale)
     print(f"took {(datetime.now(UTC) - started).total_seconds():.0f} s")
     return 0
 

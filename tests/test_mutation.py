@@ -145,3 +145,101 @@ def test_a_tiny_run_kills_the_mutants_of_one_method(tmp_path: Path) -> None:
     assert result["score"] == 100.0
     assert result["counts"] == {"killed": len(verdicts)}
     assert f"killed {len(verdicts)}, survived 0" in done.stdout
+
+
+def mutant(name: str, diff: str, status: str = "survived") -> object:
+    return driver.Mutant(name, status, "consumer/x.py", 1, diff)
+
+
+def test_a_judgement_covers_its_mutant_only_while_the_diff_still_shows_its_change() -> None:
+    judged = driver.Judgement("m.x_f__mutmut_3", "equivalent", "why", change="n > 0")
+    assert judged.covers(mutant("m.x_f__mutmut_3", "-    n >= 0\n+    n > 0"))
+    # The function changed and mutmut's number 3 is now another mutation: not covered.
+    assert not judged.covers(mutant("m.x_f__mutmut_3", "-    a + b\n+    a - b"))
+    assert not judged.covers(mutant("m.x_f__mutmut_4", "+    n > 0"))
+    whole = driver.Judgement("m.x_table__mutmut_*", "untestable", "import time")
+    assert whole.covers(mutant("m.x_table__mutmut_17", "anything"))
+    assert not whole.covers(mutant("m.x_tables__mutmut_1", "anything"))
+
+
+def test_judged_mutants_leave_the_score_of_those_that_matter_and_stale_ones_are_named() -> None:
+    undetected = [
+        mutant("m.x_f__mutmut_1", "+ n > 0"),
+        mutant("m.x_f__mutmut_2", "+ a - b"),
+        mutant("m.x_g__mutmut_1", "+ x", status="no tests"),
+    ]
+    result = driver.Result(
+        "m",
+        "d",
+        "c",
+        {"killed": 6, "timeout": 1, "survived": 2, "no tests": 1},
+        70.0,
+        undetected=undetected,
+    )
+    judgements = [
+        driver.Judgement("m.x_f__mutmut_1", "equivalent", "never 0", change="n > 0"),
+        driver.Judgement("m.x_f__mutmut_2", "harmless", "old", change="a * b"),  # stale
+        driver.Judgement("m.x_gone__mutmut_1", "equivalent", "killed since"),  # not stale
+    ]
+    stale = driver.apply_judgements(result, judgements)
+    assert [j.mutant for j in stale] == ["m.x_f__mutmut_2"]
+    assert result.judged == {"equivalent": 1, "unjudged": 2}
+    assert result.score_judged == 77.8  # 7 detected of 7 + 2 unjudged
+    assert (undetected[0].verdict, undetected[0].why) == ("equivalent", "never 0")
+    assert undetected[1].verdict == ""
+
+
+@pytest.mark.parametrize(
+    ("table", "problem"),
+    [
+        ('mutant = "m.x_f__mutmut_1"\nverdict = "fine"\nwhy = "w"', "verdict must be one of"),
+        ('mutant = "m.x_f__mutmut_1"\nverdict = "equivalent"', "needs mutant, verdict, why"),
+        ('mutant = "m.x_f__mutmut_1"\nverdict = "harmless"\nwhy = " "', "why is empty"),
+        ('mutant = "m"\nverdict = "harmless"\nwhy = "w"\nreason = "r"', "needs mutant"),
+    ],
+)
+def test_a_judgement_without_a_known_verdict_or_a_reason_is_refused(
+    tmp_path: Path, table: str, problem: str
+) -> None:
+    (tmp_path / "x.toml").write_text(f"[[judged]]\n{table}\n")
+    with pytest.raises(ValueError, match=problem):
+        driver.load_judgements(tmp_path)
+
+
+def test_the_committed_judgements_are_well_formed_and_name_functions_that_exist() -> None:
+    judgements = driver.load_judgements()
+    assert judgements, "docs/mutation/judged holds the judged survivors"
+    for judgement in judgements:
+        module, _, function = judgement.mutant.rpartition("__mutmut_")[0].partition(".x")
+        path = ROOT / (module.replace(".", "/") + ".py")
+        assert path.is_file(), judgement
+        names = (
+            [n for n in function.split("\u01c1") if n] if "\u01c1" in function else [function[1:]]
+        )
+        assert driver._def_line(ast.parse(path.read_text()), names) > 1, judgement
+        if not judgement.mutant.endswith("*"):
+            assert judgement.change, f"{judgement.mutant}: an exact mutant needs its change"
+
+
+def test_report_rejudges_a_finished_run_without_running_mutmut(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "m.json"
+    survivor = mutant("m.x_f__mutmut_1", "--- a\n+++ b\n@@ -1,1 +1,1 @@\n-    n >= 0\n+    n > 0")
+    result = driver.Result("m", "d", "c", {"killed": 3, "survived": 1}, 75.0, undetected=[survivor])
+    out.write_text(json.dumps(driver.asdict(result)))
+    judgement = driver.Judgement("m.x_f__mutmut_1", "equivalent", "n is never 0", "n > 0")
+    assert driver.report_again(out, [judgement]) == 0
+    printed = capsys.readouterr().out
+    assert "undetected by verdict: equivalent 1; detected of those that matter: 100.0%" in printed
+    assert "m.x_f__mutmut_1\n" not in printed  # judged: not listed as a gap
+    saved = json.loads(out.read_text())
+    assert saved["score"] == 75.0 and saved["score_judged"] == 100.0
+    assert saved["undetected"][0]["verdict"] == "equivalent"
+    assert driver.report_again(out, []) == 0
+    assert "survived: m.x_f__mutmut_1" in capsys.readouterr().out
+
+
+def test_resume_needs_a_run_to_resume(tmp_path: Path) -> None:
+    with pytest.raises(SystemExit, match="nothing to resume"):
+        driver.main(["imb", "--resume", "--work", str(tmp_path / "none")])

@@ -80,10 +80,16 @@ class RoundRobin:
         return statuses
 
 
-async def wait_for_published(service: Service, count: int) -> None:
-    for _ in range(1200):
-        if service.logs().count('"event":"message published"') >= count:
-            return
+async def wait_for_published(service: Service, count: int, within_s: float = 60) -> None:
+    """Return once the service has logged ``count`` published messages; fail at the deadline.
+
+    The tests use this to act *during* a load (a replica joins, one is killed): returning
+    silently at the deadline would let them act after the load and pass without testing it.
+    """
+    deadline = asyncio.get_running_loop().time() + within_s
+    while (published := service.logs().count('"event":"message published"')) < count:
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"{service.url} published {published} of {count} messages")
         await asyncio.sleep(0.05)
 
 
