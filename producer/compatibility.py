@@ -75,27 +75,25 @@ class _Names:
     @classmethod
     def of(cls, schema: Any) -> _Names:
         names = cls()
-        names._collect(schema, "")
+        names._collect(schema)
         return names
 
-    def _collect(self, node: Any, namespace: str) -> None:
+    def _collect(self, node: Any) -> None:
+        # A parsed schema spells every name in full: one without a dot is in the null
+        # namespace (``"namespace": ""``), not in the namespace of the type around it.
         if isinstance(node, list):
             for branch in node:
-                self._collect(branch, namespace)
+                self._collect(branch)
         elif isinstance(node, dict):
             kind = node.get("type")
             if kind in _NAMED:
-                full = _full_name(node, namespace)
-                self.by_name.setdefault(full, node)
-                namespace = full.rpartition(".")[0]
+                self.by_name.setdefault(_full_name(node), node)
                 for item in node.get("fields", ()):
-                    self._collect(item["type"], namespace)
+                    self._collect(item["type"])
             elif kind == "array":
-                self._collect(node["items"], namespace)
+                self._collect(node["items"])
             elif kind == "map":
-                self._collect(node["values"], namespace)
-            elif isinstance(kind, dict | list):
-                self._collect(kind, namespace)
+                self._collect(node["values"])
 
     def resolve(self, node: Any) -> Any:
         """The schema a type stands for: named references looked up, ``{"type": x}`` unwrapped."""
@@ -226,8 +224,12 @@ class _Resolver:
         elif rkind == "enum":
             self._enum(reader, writer, path)
         elif rkind == "fixed":
-            if self._same_name(reader, writer, path) and reader["size"] != writer["size"]:
+            if not self._same_name(reader, writer, path):
+                return
+            if reader["size"] != writer["size"]:
                 self.problem(path, f"fixed size changed from {writer['size']} to {reader['size']}")
+            else:
+                self._logical(reader, writer, path)
         elif rkind == "array":
             self.match(reader["items"], writer["items"], f"{path}[]")
         elif rkind == "map":
@@ -255,6 +257,12 @@ class _Resolver:
         old, new = writer.get("logicalType"), reader.get("logicalType")
         if old != new:
             self.problem(path, f"logical type changed from {old} to {new}")
+        elif new == "decimal":
+            # Avro: two decimals match only if their scales and precisions match
+            was = (writer.get("precision"), writer.get("scale", 0))
+            now = (reader.get("precision"), reader.get("scale", 0))
+            if was != now:
+                self.problem(path, f"decimal (precision, scale) changed from {was} to {now}")
 
     def _same_name(self, reader: Any, writer: Any, path: str) -> bool:
         # Avro matches named types on the unqualified name, or one of the reader's aliases
