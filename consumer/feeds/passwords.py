@@ -314,8 +314,13 @@ _LEET = str.maketrans("0134579@$!", "oieastgasi")
 
 
 def _smallest_period(text: str) -> int:
-    """The length of the shortest unit that ``text`` repeats (its own length if none)."""
-    for period in range(1, len(text) // 2 + 1):
+    """The length of the shortest unit that ``text`` repeats (its own length if none).
+
+    The last copy may be cut short: ``Xy7!Xy7`` and ``Xy7!X`` repeat ``Xy7!`` too, or
+    dropping the last character of a repeated password would count its copy in full
+    (``Xy7!Xy7!`` is worth its unit, ``Xy7!Xy7`` would be worth nearly twice as much).
+    """
+    for period in range(1, len(text)):
         if all(text[i] == text[i - period] for i in range(period, len(text))):
             return period
     return len(text)
@@ -330,7 +335,8 @@ def estimated_bits(password: str) -> float:
     else 100), except what a guesser tries first: a character that repeats the one
     before it or continues a run (``aaaa``, ``abcd``, ``4321``) is worth 1 bit; a
     common word (``password``, ``P@ssw0rd``, ``qwerty``, ``usps``...) is worth 10 bits; a
-    password that repeats a shorter unit (``Xy7!Xy7!``) is worth its unit, plus 1 bit.
+    password that repeats a shorter unit (``Xy7!Xy7!``, ``Xy7!Xy7``) is worth its unit,
+    plus 1 bit.
     """
     if not password:
         return 0.0
