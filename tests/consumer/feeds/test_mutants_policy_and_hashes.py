@@ -7,14 +7,18 @@
   64, token_bytes' default 32), nor the messages of the values it refuses.
 - _VerifiedCache's LRU bound: the module's cache is built at import, so only a cache
   built in the test sees a change to ``__init__``.
+- X-Forwarded-For entries in brackets: what may follow the ``]`` (a port of any
+  number of digits, nothing else) was tested with few cases.
 """
 
 from __future__ import annotations
 
 import base64
+import ipaddress
 
 import pytest
 
+from consumer.feeds.networks import client_address
 from consumer.feeds.passwords import _VerifiedCache, hash_password, verify_password
 from consumer.feeds.throttle import ThrottlePolicy
 
@@ -82,3 +86,25 @@ def test_the_verified_cache_keeps_the_most_recently_used_entries() -> None:
     assert a not in cache
     # Another cache has another key: its digests mean nothing here.
     assert _VerifiedCache().digest(b"a") != a[1]
+
+
+@pytest.mark.parametrize(
+    ("forwarded", "expected"),
+    [
+        ("[2001:db8:56::1]:8", "2001:db8:56::1"),  # a one-digit port is a port
+        ("[2001:db8:56::1]:65535", "2001:db8:56::1"),
+        ("[2001:db8:56::1]:", None),  # a colon without a port
+        ("[2001:db8:56::1]x5", None),  # digits, but no colon before them
+        ("[2001:db8:56::1]:x8", None),
+        ("[2001:db8:56::1]]", None),
+        # A scope id may hold almost anything, "]" too: the entry still ends at the first "]".
+        ("[fe80::1%a]b]", None),
+        ("[fe80::1%a]:80]", None),
+    ],
+)
+def test_what_may_follow_a_bracketed_forwarded_address(
+    forwarded: str, expected: str | None
+) -> None:
+    trusted = (ipaddress.ip_network("10.0.0.0/8"),)
+    got = client_address("10.0.0.5", forwarded, trusted)
+    assert got == (None if expected is None else ipaddress.ip_address(expected))
