@@ -96,36 +96,16 @@ class _Names:
                 self._collect(node["values"])
 
     def resolve(self, node: Any) -> Any:
-        """The schema a type stands for: named references looked up, ``{"type": x}`` unwrapped."""
-        while True:
-            if isinstance(node, str):
-                if node in _PRIMITIVES:
-                    return {"type": node}
-                if node not in self.by_name:
-                    # a reference with an implicit namespace: match on the unqualified name
-                    matches = [n for n in self.by_name if n.rpartition(".")[2] == node]
-                    if len(matches) != 1:
-                        raise ValueError(f"unknown named type {node!r}")
-                    node = matches[0]
-                return self.by_name[node]
-            if isinstance(node, dict) and isinstance(node.get("type"), dict | list):
-                node = node["type"]
-                continue
-            if isinstance(node, dict) and node.get("type") not in _PRIMITIVES | _NAMED | {
-                "array",
-                "map",
-            }:
-                node = node["type"]  # {"type": "ivmtr.events.Scan"}: a reference
-                continue
-            return node
+        """The schema a type stands for: a named reference looked up, a primitive as a dict."""
+        if isinstance(node, str):
+            # a parsed schema names a type only after defining it, by its full name
+            return {"type": node} if node in _PRIMITIVES else self.by_name[node]
+        return node
 
 
-def _full_name(node: Mapping[str, Any], namespace: str = "") -> str:
-    name = str(node["name"])
-    if "." in name:
-        return name
-    namespace = str(node.get("namespace", namespace) or "")
-    return f"{namespace}.{name}" if namespace else name
+def _full_name(node: Mapping[str, Any]) -> str:
+    # fastavro's parsed form spells the full name out in "name" (and drops "namespace")
+    return str(node["name"])
 
 
 def _short(full_name: str) -> str:
