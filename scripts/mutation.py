@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import ast
 import fnmatch
+import hashlib
 import json
 import os
 import re
@@ -34,6 +35,7 @@ import tomllib
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 #: Copied into each work directory: everything the mapped tests import.
@@ -263,6 +265,9 @@ class Result:
     undetected: list[Mutant] = field(default_factory=list)
     #: Every selected mutant's verdict, by mutmut's name for it.
     verdicts: dict[str, str] = field(default_factory=dict)
+    #: SHA-256 of each mutated file as the run saw it: a later --recheck may reuse the
+    #: verdicts only while the files are unchanged.
+    sources: dict[str, str] = field(default_factory=dict)
 
 
 def resolve(module: str, tests: list[str] | None) -> Target:
@@ -494,6 +499,36 @@ def report(result: Result, out: Path, stale: list[Judgement]) -> None:
     print(f"results: {out}")
 
 
+def digests(root: Path, files: list[str]) -> dict[str, str]:
+    """SHA-256 of each file under root."""
+    return {f: hashlib.sha256((root / f).read_bytes()).hexdigest() for f in files}
+
+
+def modules_of(files: list[str]) -> set[str]:
+    """The dotted module names of source files (mutmut's mutant names start with them)."""
+    return {f.removesuffix(".py").replace("/", ".") for f in files}
+
+
+def recheckable(previous: dict[str, Any], target: Target) -> dict[str, str]:
+    """The previous run's verdicts on target's files, if those files are unchanged since.
+
+    Adding or strengthening tests can only turn an undetected mutant into a detected one
+    (a mutant killed by the old tests is killed by the new, unless tests were removed), so
+    only the undetected need running again, and only while the code is the same.
+    """
+    files = expand(ROOT, target.sources)
+    then, now = previous.get("sources", {}), digests(ROOT, files)
+    changed = [f for f in files if then.get(f) != now[f]]
+    if changed:
+        raise SystemExit(
+            f"mutation: {', '.join(changed)} changed since that run (or it did not record "
+            "them): run the module in full"
+        )
+    modules = modules_of(files)
+    verdicts: dict[str, str] = previous["verdicts"]
+    return {n: v for n, v in verdicts.items() if n.partition(".x")[0] in modules}
+
+
 def report_again(out: Path, judgements: list[Judgement]) -> int:
     """Re-judge and print a finished run's results file."""
     if not out.is_file():
@@ -510,6 +545,7 @@ def report_again(out: Path, judgements: list[Judgement]) -> int:
         score=saved["score"],
         undetected=mutants,
         verdicts=saved["verdicts"],
+        sources=saved.get("sources", {}),
     )
     stale = apply_judgements(result, judgements)
     report(result, out, stale)
@@ -531,6 +567,14 @@ def main(argv: list[str] | None = None) -> int:
         "instead of taking a fresh snapshot",
     )
     parser.add_argument(
+        "--recheck",
+        nargs="?",
+        const="",
+        metavar="RESULTS",
+        help="run only the mutants a finished run (default: this module's results file) "
+        "left undetected, against today's tests; the files mutated must be unchanged",
+    )
+    parser.add_argument(
         "--report",
         action="store_true",
         help="print the last run's results again, judged by today's docs/mutation/judged "
@@ -548,6 +592,16 @@ def main(argv: list[str] | None = None) -> int:
     work = args.work or ROOT / ".local" / "mutation" / name
     if args.report:
         return report_again(work.with_suffix(".json"), load_judgements())
+    earlier: dict[str, str] = {}
+    if args.recheck is not None:
+        results = Path(args.recheck) if args.recheck else work.with_suffix(".json")
+        if not results.is_file():
+            raise SystemExit(f"mutation: no results at {results} to recheck")
+        earlier = recheckable(json.loads(results.read_text()), target)
+        names = sorted(n for n, v in earlier.items() if v in ("survived", "no tests"))
+        if not names:
+            raise SystemExit(f"mutation: {results} left nothing undetected to recheck")
+        target = Target(target.sources, target.tests, tuple(names), target.about)
     if not args.resume:
         prepare(work, target)
     elif not (work / "setup.cfg").is_file():
@@ -559,7 +613,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"  mutmut in {work} with {args.jobs} workers (log: {work / 'mutmut.log'})")
     started = datetime.now(UTC)
     run_mutmut(work, target, args.jobs)
-    verdicts = statuses(work, target)
+    verdicts = {**earlier, **statuses(work, target)}
     counts, score = count(verdicts)
     result = Result(
         module=args.module,
@@ -569,6 +623,7 @@ def main(argv: list[str] | None = None) -> int:
         score=score,
         undetected=undetected(work, verdicts),
         verdicts=dict(sorted(verdicts.items())),
+        sources=digests(work, expand(ROOT, target.sources)),
     )
     stale = apply_judgements(result, load_judgements())
     report(result, work.with_suffix(".json"), stale)

@@ -145,6 +145,17 @@ def test_a_tiny_run_kills_the_mutants_of_one_method(tmp_path: Path) -> None:
     assert result["score"] == 100.0
     assert result["counts"] == {"killed": len(verdicts)}
     assert f"killed {len(verdicts)}, survived 0" in done.stdout
+    assert result["sources"] == driver.digests(ROOT, ["consumer/http/admission.py"])
+    # Nothing undetected: a recheck has nothing to run.
+    recheck = [str(SCRIPT), "consumer/http/admission.py", "--recheck", "--work", str(work)]
+    again = subprocess.run(
+        [sys.executable, *recheck],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert again.returncode == 1 and "left nothing undetected" in again.stderr
 
 
 def mutant(name: str, diff: str, status: str = "survived") -> object:
@@ -243,3 +254,22 @@ def test_report_rejudges_a_finished_run_without_running_mutmut(
 def test_resume_needs_a_run_to_resume(tmp_path: Path) -> None:
     with pytest.raises(SystemExit, match="nothing to resume"):
         driver.main(["imb", "--resume", "--work", str(tmp_path / "none")])
+
+
+def test_a_recheck_reuses_verdicts_only_while_the_mutated_files_are_unchanged() -> None:
+    files = ["producer/wire.py", "producer/errors.py"]
+    target = driver.Target(tuple(files), ("tests/producer/test_wire.py",))
+    verdicts = {
+        "producer.wire.x_frame__mutmut_1": "killed",
+        "producer.wire.x_frame__mutmut_2": "survived",
+        "producer.errors.x_f__mutmut_1": "no tests",
+        "producer.avro.x_g__mutmut_1": "survived",  # another module's: not this target's
+    }
+    previous = {"verdicts": verdicts, "sources": driver.digests(ROOT, files)}
+    kept = driver.recheckable(previous, target)
+    assert kept == {k: v for k, v in verdicts.items() if "avro" not in k}
+    changed = {**previous, "sources": {**previous["sources"], "producer/wire.py": "0" * 64}}
+    with pytest.raises(SystemExit, match=r"producer/wire\.py changed since that run"):
+        driver.recheckable(changed, target)
+    with pytest.raises(SystemExit, match="changed since that run"):
+        driver.recheckable({"verdicts": verdicts}, target)  # digests not recorded
