@@ -1,8 +1,9 @@
 """Tests for survivors of `make mutation MODULE=feeds` in the throttle and the Basic parser.
 
 Each pins one edge the earlier tests left free: the lockout counter past the first, the
-window boundary, which records are forgotten first, sub-second waits, the Authorization
-length limit, strict base64, and the words of each refusal a sender reads.
+window boundary, which records are forgotten first, sub-second waits, a clock starting
+at 0, the wait TooManyFailures carries, the Authorization length limit, strict base64,
+and the words of each refusal a sender reads.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from ipaddress import IPv4Address
 
 import pytest
 
-from consumer.feeds import FailureThrottle, ThrottlePolicy, Unauthorized
+from consumer.feeds import FailureThrottle, ThrottlePolicy, TooManyFailures, Unauthorized
 from consumer.feeds.access import basic_credentials
 
 
@@ -115,3 +116,26 @@ def test_each_refusal_says_what_is_wrong(authorization: str | None, detail: str)
     with pytest.raises(Unauthorized) as refused:
         basic_credentials(authorization)
     assert str(refused.value) == detail
+
+
+def test_a_clock_starting_at_zero_locks_no_one_out_before_the_limit() -> None:
+    # time.monotonic's origin is unspecified: a throttle may start at 0.
+    clock = Clock()
+    clock.now = 0.0
+    limiter = throttle(clock)
+    assert fail(limiter, A, 2) is None
+    assert limiter.retry_after(A) is None
+
+
+def test_too_many_failures_carries_its_wait() -> None:
+    error = TooManyFailures("too many failed password checks from this client; retry later", 30)
+    assert (str(error), error.detail, error.retry_after) == (
+        "too many failed password checks from this client; retry later",
+        "too many failed password checks from this client; retry later",
+        30,
+    )
+    assert error.body() == {
+        "error": "too_many_failures",
+        "detail": "too many failed password checks from this client; retry later",
+        "retry_after_s": 30,
+    }
