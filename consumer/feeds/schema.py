@@ -129,9 +129,32 @@ def _not_blank(value: str) -> str:
     return value
 
 
+# A rule naming a value that no barcode can carry would never match, silently: the values a
+# barcode field can hold are refused early instead (USPS-B-3200: a mailer ID is 9 digits
+# when it starts with 9, else 6; the serial takes the rest of 15 digits; a STID is 3).
+
+
+def _digits(value: str) -> bool:
+    return value.isascii() and value.isdigit()
+
+
+def _mailer_id(value: str) -> str:
+    if not _digits(value) or len(value) != (9 if value.startswith("9") else 6):
+        raise _mistake(f"{value!r} is not a mailer ID (6 digits, or 9 digits starting with 9)")
+    return value
+
+
+def _stid(value: str) -> str:
+    if not _digits(value) or len(value) != 3:
+        raise _mistake(f"{value!r} is not a service type ID (3 digits)")
+    return value
+
+
 def _serial(value: str) -> str:
-    if not (value.isascii() and value.isdigit()):
+    if not _digits(value):
         raise _mistake('each range is ["first serial", "last serial"], in digits')
+    if len(value) > 9:
+        raise _mistake(f"{value} has more than 9 digits: no serial number is that long")
     return value
 
 
@@ -148,6 +171,8 @@ Network = Annotated[IPNetwork, PlainValidator(_network, json_schema_input_type=s
 TopicName = Annotated[str, AfterValidator(_topic_name)]
 NonBlank = Annotated[str, AfterValidator(_not_blank)]
 Serial = Annotated[str, AfterValidator(_serial)]
+MailerId = Annotated[str, AfterValidator(_mailer_id)]
+Stid = Annotated[str, AfterValidator(_stid)]
 SerialRange = Annotated[list[Serial], AfterValidator(_serial_range)]
 KindName = Literal["piece", "bundle", "handling_unit", "container", "auto"]
 """A feed's ``kind``: a ``RecordKind`` value, or ``auto`` (each record's kind is detected)."""
@@ -205,9 +230,9 @@ class CampaignRuleModel(_Table):
     """One ``[[campaigns]]`` table; serial ranges are ``["first", "last"]``, inclusive."""
 
     id: NonBlank
-    mailer_ids: list[NonBlank] = Field(default_factory=list)
+    mailer_ids: list[MailerId] = Field(default_factory=list)
     serial_ranges: list[SerialRange] = Field(default_factory=list)
-    stids: list[NonBlank] = Field(default_factory=list)
+    stids: list[Stid] = Field(default_factory=list)
     job_ids: list[NonBlank] = Field(default_factory=list)
     mailing_group_ids: list[NonBlank] = Field(default_factory=list)
 

@@ -220,7 +220,38 @@ def test_unreadable_files(tmp_path: Path, text: str | None, problem: str) -> Non
         (
             feed_toml() + '[[campaigns]]\nid = "x"\nmailer_ids = [""]\n',
             "campaigns[0].mailer_ids[0]",
-            "must be a non-empty string",
+            "'' is not a mailer ID (6 digits, or 9 digits starting with 9)",
+        ),
+        # Values no barcode can carry: the rule would never match.
+        (
+            feed_toml() + '[[campaigns]]\nid = "x"\nmailer_ids = ["123456", "12345"]\n',
+            "campaigns[0].mailer_ids[1]",
+            "'12345' is not a mailer ID (6 digits, or 9 digits starting with 9)",
+        ),
+        (
+            feed_toml() + '[[campaigns]]\nid = "x"\nmailer_ids = ["912345"]\n',
+            "campaigns[0].mailer_ids[0]",
+            "'912345' is not a mailer ID (6 digits, or 9 digits starting with 9)",
+        ),
+        (
+            feed_toml() + '[[campaigns]]\nid = "x"\nmailer_ids = ["123456789"]\n',
+            "campaigns[0].mailer_ids[0]",
+            "'123456789' is not a mailer ID (6 digits, or 9 digits starting with 9)",
+        ),
+        (
+            feed_toml() + '[[campaigns]]\nid = "x"\nmailer_ids = ["12345\\uff16"]\n',
+            "campaigns[0].mailer_ids[0]",
+            "'12345\uff16' is not a mailer ID (6 digits, or 9 digits starting with 9)",
+        ),
+        (
+            feed_toml() + '[[campaigns]]\nid = "x"\nstids = ["270", "27"]\n',
+            "campaigns[0].stids[1]",
+            "'27' is not a service type ID (3 digits)",
+        ),
+        (
+            feed_toml() + '[[campaigns]]\nid = "x"\nserial_ranges = [["1", "1234567890"]]\n',
+            "campaigns[0].serial_ranges[0][1]",
+            "1234567890 has more than 9 digits: no serial number is that long",
         ),
         (
             feed_toml() + "[feeds.g]\nuser = 'u'\npassword_hash = '" + FLATS_HASH + "'\n",
@@ -258,7 +289,7 @@ def test_every_mistake_is_reported_at_once(tmp_path: Path) -> None:
         "[proxies]\n"
         "hops = 2\n"
         "[[campaigns]]\n"
-        'mailer_ids = ["1"]\n'
+        'mailer_ids = ["902345678"]\n'
     )
     path = write(tmp_path, text)
     with pytest.raises(FeedsFileError) as caught:
@@ -315,3 +346,14 @@ def test_campaign_rules_keep_file_order_and_numeric_ranges(tmp_path: Path) -> No
         ("a", frozenset(), frozenset()),
     ]
     assert (rules[1].serial_ranges, rules[1].mailing_group_ids) == (((7, 12),), frozenset({"9"}))
+
+
+def test_every_value_a_barcode_can_carry_is_accepted_in_a_campaign_rule(tmp_path: Path) -> None:
+    text = feed_toml() + (
+        '[[campaigns]]\nid = "x"\nmailer_ids = ["000000", "899999", "900000000", "999999999"]\n'
+        'stids = ["000", "270", "999"]\nserial_ranges = [["0", "999999999"], ["000001", "9"]]\n'
+    )
+    [rule] = load_feeds(write(tmp_path, text)).campaigns
+    assert rule.mailer_ids == {"000000", "899999", "900000000", "999999999"}
+    assert rule.stids == {"000", "270", "999"}
+    assert rule.serial_ranges == ((0, 999_999_999), (1, 9))

@@ -129,16 +129,12 @@ def test_clashes_are_found_past_a_broken_feed_or_topic_key(tmp_path: Path) -> No
 
 
 def test_a_mistake_without_words_of_ours_keeps_its_own() -> None:
-    # Python refuses to read an integer this long; the range is still named, with a reason.
-    limit = sys.get_int_max_str_digits()
-    if not limit:
-        pytest.skip("no limit on integer digits in this interpreter")
-    data = tomllib.loads(campaign(f'serial_ranges = [["{"1" * (limit + 1)}", "2"]]'))
-    with pytest.raises(FeedsFileError) as caught:
-        parse_feeds(data)
-    [problem] = caught.value.problems
-    assert problem.field == "campaigns[0].serial_ranges[0]"
-    assert str(limit) in problem.problem
+    # No value of a TOML file reaches this today (each check has words of ours); a
+    # pydantic error type added later must still say something, in pydantic's words.
+    from consumer.feeds.schema import _message
+
+    error = {"type": "int_parsing", "loc": ("x",), "msg": "Input should be an integer"}
+    assert _message(error, ("x",)) == "Input should be an integer"  # type: ignore[arg-type]
 
 
 # ----------------------------------------------------------------------------- FeedsFileError
