@@ -917,6 +917,11 @@ def _prepare(parsed_schema: Any) -> tuple[Any, dict[str, Any], str]:
     if isinstance(schema, Mapping) and "__fastavro_parsed" not in schema:
         # A schema straight from JSON: let fastavro resolve namespaces and short names.
         schema = fastavro.parse_schema(dict(schema))
+    elif isinstance(schema, list) and any(
+        isinstance(branch, Mapping) and "__fastavro_parsed" not in branch for branch in schema
+    ):
+        # A union straight from JSON: its records' names need resolving too.
+        schema = fastavro.parse_schema(list(schema))
     named: dict[str, Any] = {}
     _collect_named(schema, named)
     if isinstance(schema, Mapping) and isinstance(schema.get("__named_schemas"), Mapping):
