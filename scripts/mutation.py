@@ -421,19 +421,43 @@ def _def_line(tree: ast.Module, names: list[str]) -> int:
     return line
 
 
-def undetected(work: Path, verdicts: dict[str, str]) -> list[Mutant]:
-    """The mutants no test noticed, with their diffs (``mutmut show``)."""
+#: Prints the diffs of the mutants named in argv as one JSON object: one process for them
+#: all (``mutmut show`` takes a second or two each, and a run can leave hundreds).
+_DIFFS = """
+import json, sys
+from mutmut.mutation.diff_apply import find_mutant, get_diff_for_mutant
+print(json.dumps({n: get_diff_for_mutant(n, path=find_mutant(n).path) for n in sys.argv[1:]}))
+"""
+
+
+def diffs(work: Path, names: list[str]) -> dict[str, str]:
+    """Each named mutant's diff against the original function."""
+    if not names:
+        return {}
+    done = subprocess.run(
+        [sys.executable, "-c", _DIFFS, *names], cwd=work, capture_output=True, text=True
+    )
+    if done.returncode == 0:
+        found: dict[str, str] = json.loads(done.stdout)
+        return found
+    # mutmut's internals moved: its command line, one mutant at a time.
     mutmut = Path(sys.executable).with_name("mutmut")
-    found = []
-    for name, status in sorted(verdicts.items()):
-        if status not in ("survived", "no tests"):
-            continue
+    found = {}
+    for name in names:
         shown = subprocess.run(
             [str(mutmut), "show", name], cwd=work, capture_output=True, text=True, check=True
         ).stdout
-        diff = "\n".join(line for line in shown.splitlines() if not line.startswith("# "))
+        found[name] = "\n".join(line for line in shown.splitlines() if not line.startswith("# "))
+    return found
+
+
+def undetected(work: Path, verdicts: dict[str, str]) -> list[Mutant]:
+    """The mutants no test noticed, with their diffs."""
+    names = sorted(n for n, status in verdicts.items() if status in ("survived", "no tests"))
+    found = []
+    for name, diff in diffs(work, names).items():
         file, line = locate(work, name, diff)  # the snapshot: mutants/ holds trampolines
-        found.append(Mutant(name, status, file, line, diff.strip()))
+        found.append(Mutant(name, verdicts[name], file, line, diff.strip()))
     return sorted(found, key=lambda m: (m.file, m.line, m.name))
 
 
