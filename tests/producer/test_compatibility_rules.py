@@ -117,6 +117,13 @@ AVRO_RULES = [
         id="string is not an int",
     ),
     pytest.param(
+        holder(logical("int", "date")),
+        holder("string"),
+        ["T.f: type changed from int(date) to string"],
+        {"f": 3},
+        id="a changed type is named with its logical type",
+    ),
+    pytest.param(
         holder(array("int")),
         holder(map_of("int")),
         ["T.f: type changed from array<int> to map<int>"],
@@ -471,10 +478,17 @@ def test_each_rule_stricter_than_avro(
     read_back(old, new, datum)  # Avro itself has no objection
 
 
-def test_same_decimal_and_types_in_the_null_namespace() -> None:
+def test_a_decimal_matches_the_same_decimal_and_its_scale_is_zero_unless_given() -> None:
     amount = logical("bytes", "decimal", precision=5, scale=2)
     assert check_backward(holder(amount), holder(copy.deepcopy(amount))) == []
-    # no namespace: the names are printed as they are, with no namespace before them
+    whole, whole_too = (
+        logical("bytes", "decimal", precision=5, **more) for more in ({}, {"scale": 0})
+    )
+    assert check_backward(holder(whole), holder(whole_too)) == []
+    assert check_backward(holder(whole_too), holder(whole)) == []
+
+
+def test_names_in_the_null_namespace_are_printed_as_they_are() -> None:
     old = record("Point", field("x", "int"))
     assert check_backward(record("Spot", field("x", "int")), old) == [
         "Spot: record Point is now called Spot"
@@ -499,6 +513,21 @@ def test_a_recursive_type_is_compared_once() -> None:
     ]
     datum = {"value": 1, "next": {"value": 2, "next": None}}
     assert read_back(node("int"), node("long"), datum) == datum
+
+
+def test_a_named_type_is_compared_wherever_each_schema_defines_it() -> None:
+    def point(kind: str) -> dict[str, Any]:
+        return record("Point", field("x", kind))
+
+    # the old schema defines Point in f and refers to it in g, the new one the other way round
+    old = holder(point("int"), field("g", f"{NS}.Point"))
+    fields = [field("g", point("string")), field("f", f"{NS}.Point")]
+    new = {"type": "record", "name": "T", "namespace": NS, "fields": fields}
+    assert check_backward(new, old) == ["T.g.x: type changed from int to string"]
+    fields[0]["type"] = point("long")
+    assert check_backward(new, old) == []
+    datum = {"f": {"x": 1}, "g": {"x": 2}}
+    assert read_back(old, new, datum) == datum
 
 
 # -- our rule: check_evolution -------------------------------------------------------------
