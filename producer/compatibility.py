@@ -339,7 +339,9 @@ def _policy(new: Any, old: Any) -> list[str]:
         elsewhere = [name for name in new_names.by_name if _short(name) == _short(full)]
         if elsewhere:
             moved[full] = elsewhere[0]
-            problems.append(f"{full}: moved to namespace {elsewhere[0].rpartition('.')[0]}")
+            namespace = elsewhere[0].rpartition(".")[0]
+            where = f"namespace {namespace}" if namespace else "the null namespace"
+            problems.append(f"{full}: moved to {where}")
         # otherwise renamed or no longer used: check_backward reports it where it was used
     for full, node in old_names.by_name.items():
         current = new_names.by_name.get(moved.get(full, full))

@@ -585,7 +585,7 @@ def test_moving_a_type_to_or_from_the_null_namespace_is_against_our_rule() -> No
     new = holder(record("Spot", field("x", "int")))
     assert check_backward(new, old) == []  # Avro matches unqualified names
     assert check_evolution(new, [old]) == [f"#1: Spot: moved to namespace {NS}"]
-    assert check_evolution(old, [new]) == [f"#1: {NS}.Spot: moved to namespace "]
+    assert check_evolution(old, [new]) == [f"#1: {NS}.Spot: moved to the null namespace"]
     assert check_evolution(old, [copy.deepcopy(old)]) == []
 
 
