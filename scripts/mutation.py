@@ -265,9 +265,9 @@ class Result:
     undetected: list[Mutant] = field(default_factory=list)
     #: Every selected mutant's verdict, by mutmut's name for it.
     verdicts: dict[str, str] = field(default_factory=dict)
-    #: SHA-256 of each mutated file as the run saw it: a later --recheck may reuse the
-    #: verdicts only while the files are unchanged.
-    sources: dict[str, str] = field(default_factory=dict)
+    #: A digest of each mutated function as the run saw it: a later --recheck reuses the
+    #: verdicts of the functions unchanged since.
+    functions: dict[str, str] = field(default_factory=dict)
 
 
 def resolve(module: str, tests: list[str] | None) -> Target:
@@ -523,34 +523,55 @@ def report(result: Result, out: Path, stale: list[Judgement]) -> None:
     print(f"results: {out}")
 
 
-def digests(root: Path, files: list[str]) -> dict[str, str]:
-    """SHA-256 of each file under root."""
-    return {f: hashlib.sha256((root / f).read_bytes()).hexdigest() for f in files}
+def function_digests(root: Path, files: list[str]) -> dict[str, str]:
+    """A digest of each function and method of files, by mutmut's name for it.
+
+    Of the syntax tree, so comments and formatting do not count as changes.
+    """
+    found: dict[str, str] = {}
+    functions = ast.FunctionDef | ast.AsyncFunctionDef
+    for file in files:
+        module = file.removesuffix(".py").replace("/", ".")
+        for node in ast.parse((root / file).read_text()).body:
+            if isinstance(node, functions):
+                found[f"{module}.x_{node.name}"] = _digest(node)
+            elif isinstance(node, ast.ClassDef):
+                for item in node.body:
+                    if isinstance(item, functions):
+                        found[f"{module}.x\u01c1{node.name}\u01c1{item.name}"] = _digest(item)
+    return found
 
 
-def modules_of(files: list[str]) -> set[str]:
-    """The dotted module names of source files (mutmut's mutant names start with them)."""
-    return {f.removesuffix(".py").replace("/", ".") for f in files}
+def _digest(node: ast.AST) -> str:
+    return hashlib.sha256(ast.dump(node).encode()).hexdigest()
 
 
-def recheckable(previous: dict[str, Any], target: Target) -> dict[str, str]:
-    """The previous run's verdicts on target's files, if those files are unchanged since.
+def recheck_plan(previous: dict[str, Any], target: Target) -> tuple[dict[str, str], list[str]]:
+    """What a recheck of target after the previous run keeps, and what it runs again.
 
     Adding or strengthening tests can only turn an undetected mutant into a detected one
-    (a mutant killed by the old tests is killed by the new, unless tests were removed), so
-    only the undetected need running again, and only while the code is the same.
+    (a mutant the old tests killed, the new kill too, unless tests were removed), so of a
+    function unchanged since that run only the undetected mutants run again; a function
+    changed or added since runs in full (mutmut numbers its mutants afresh). A change in
+    one function could in principle change which tests reach another: the full run stays
+    the reference.
     """
-    files = expand(ROOT, target.sources)
-    then, now = previous.get("sources", {}), digests(ROOT, files)
-    changed = [f for f in files if then.get(f) != now[f]]
-    if changed:
-        raise SystemExit(
-            f"mutation: {', '.join(changed)} changed since that run (or it did not record "
-            "them): run the module in full"
-        )
-    modules = modules_of(files)
-    verdicts: dict[str, str] = previous["verdicts"]
-    return {n: v for n, v in verdicts.items() if n.partition(".x")[0] in modules}
+    then: dict[str, str] = previous.get("functions", {})
+    if not then:
+        raise SystemExit("mutation: that run recorded no function digests: run the module in full")
+    by_function: dict[str, dict[str, str]] = {}
+    for name, verdict in previous["verdicts"].items():
+        by_function.setdefault(name.rpartition("__mutmut_")[0], {})[name] = verdict
+    kept: dict[str, str] = {}
+    run: list[str] = []
+    for function, digest in function_digests(ROOT, expand(ROOT, target.sources)).items():
+        if then.get(function) != digest:
+            run.append(f"{function}__mutmut_*")
+            continue
+        verdicts = by_function.get(function, {})
+        kept.update(verdicts)
+        run += sorted(n for n, v in verdicts.items() if v in ("survived", "no tests"))
+    return kept, run
 
 
 def report_again(out: Path, judgements: list[Judgement]) -> int:
@@ -569,7 +590,7 @@ def report_again(out: Path, judgements: list[Judgement]) -> int:
         score=saved["score"],
         undetected=mutants,
         verdicts=saved["verdicts"],
-        sources=saved.get("sources", {}),
+        functions=saved.get("functions", {}),
     )
     stale = apply_judgements(result, judgements)
     report(result, out, stale)
@@ -621,8 +642,7 @@ def main(argv: list[str] | None = None) -> int:
         results = Path(args.recheck) if args.recheck else work.with_suffix(".json")
         if not results.is_file():
             raise SystemExit(f"mutation: no results at {results} to recheck")
-        earlier = recheckable(json.loads(results.read_text()), target)
-        names = sorted(n for n, v in earlier.items() if v in ("survived", "no tests"))
+        earlier, names = recheck_plan(json.loads(results.read_text()), target)
         if not names:
             raise SystemExit(f"mutation: {results} left nothing undetected to recheck")
         target = Target(target.sources, target.tests, tuple(names), target.about)
@@ -647,7 +667,7 @@ def main(argv: list[str] | None = None) -> int:
         score=score,
         undetected=undetected(work, verdicts),
         verdicts=dict(sorted(verdicts.items())),
-        sources=digests(work, expand(ROOT, target.sources)),
+        functions=function_digests(work, expand(ROOT, target.sources)),
     )
     stale = apply_judgements(result, load_judgements())
     report(result, work.with_suffix(".json"), stale)

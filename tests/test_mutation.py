@@ -145,7 +145,8 @@ def test_a_tiny_run_kills_the_mutants_of_one_method(tmp_path: Path) -> None:
     assert result["score"] == 100.0
     assert result["counts"] == {"killed": len(verdicts)}
     assert f"killed {len(verdicts)}, survived 0" in done.stdout
-    assert result["sources"] == driver.digests(ROOT, ["consumer/http/admission.py"])
+    assert result["functions"] == driver.function_digests(ROOT, ["consumer/http/admission.py"])
+    assert function[: -len("__mutmut_*")] in result["functions"]
     # Nothing undetected: a recheck has nothing to run.
     recheck = [str(SCRIPT), "consumer/http/admission.py", "--recheck", "--work", str(work)]
     again = subprocess.run(
@@ -256,20 +257,41 @@ def test_resume_needs_a_run_to_resume(tmp_path: Path) -> None:
         driver.main(["imb", "--resume", "--work", str(tmp_path / "none")])
 
 
-def test_a_recheck_reuses_verdicts_only_while_the_mutated_files_are_unchanged() -> None:
+def test_a_functions_digest_changes_with_its_code_not_with_comments_or_other_functions(
+    tmp_path: Path,
+) -> None:
+    source = tmp_path / "pkg" / "mod.py"
+    source.parent.mkdir()
+    source.write_text("def f(n):\n    return n + 1\n\nclass C:\n    def m(self):\n        pass\n")
+    before = driver.function_digests(tmp_path, ["pkg/mod.py"])
+    assert set(before) == {"pkg.mod.x_f", "pkg.mod.x\u01c1C\u01c1m"}
+    source.write_text(
+        "def f(n):  # one more\n    return n + 1\n\nclass C:\n    def m(self):\n        return 1\n"
+    )
+    after = driver.function_digests(tmp_path, ["pkg/mod.py"])
+    assert after["pkg.mod.x_f"] == before["pkg.mod.x_f"]
+    assert after["pkg.mod.x\u01c1C\u01c1m"] != before["pkg.mod.x\u01c1C\u01c1m"]
+
+
+def test_a_recheck_keeps_unchanged_functions_verdicts_and_reruns_their_undetected() -> None:
     files = ["producer/wire.py", "producer/errors.py"]
     target = driver.Target(tuple(files), ("tests/producer/test_wire.py",))
+    now = driver.function_digests(ROOT, files)
+    same, changed = sorted(now)[:2]
     verdicts = {
-        "producer.wire.x_frame__mutmut_1": "killed",
-        "producer.wire.x_frame__mutmut_2": "survived",
-        "producer.errors.x_f__mutmut_1": "no tests",
+        f"{same}__mutmut_1": "killed",
+        f"{same}__mutmut_2": "survived",
+        f"{same}__mutmut_3": "no tests",
+        f"{changed}__mutmut_1": "killed",  # numbered afresh: not kept
         "producer.avro.x_g__mutmut_1": "survived",  # another module's: not this target's
     }
-    previous = {"verdicts": verdicts, "sources": driver.digests(ROOT, files)}
-    kept = driver.recheckable(previous, target)
-    assert kept == {k: v for k, v in verdicts.items() if "avro" not in k}
-    changed = {**previous, "sources": {**previous["sources"], "producer/wire.py": "0" * 64}}
-    with pytest.raises(SystemExit, match=r"producer/wire\.py changed since that run"):
-        driver.recheckable(changed, target)
-    with pytest.raises(SystemExit, match="changed since that run"):
-        driver.recheckable({"verdicts": verdicts}, target)  # digests not recorded
+    previous = {"verdicts": verdicts, "functions": {**now, changed: "0" * 64}}
+    kept, run = driver.recheck_plan(previous, target)
+    assert kept == {k: v for k, v in verdicts.items() if k.startswith(f"{same}__")}
+    assert f"{changed}__mutmut_*" in run
+    assert f"{same}__mutmut_2" in run and f"{same}__mutmut_3" in run
+    assert f"{same}__mutmut_1" not in run
+    # Every other function is unchanged and had nothing undetected: nothing else runs.
+    assert len(run) == 3
+    with pytest.raises(SystemExit, match="no function digests"):
+        driver.recheck_plan({"verdicts": verdicts}, target)
