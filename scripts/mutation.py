@@ -589,7 +589,7 @@ def report_again(out: Path, judgements: list[Judgement]) -> int:
         counts=saved["counts"],
         score=saved["score"],
         undetected=mutants,
-        verdicts=saved["verdicts"],
+        verdicts=saved.get("verdicts", {}),
         functions=saved.get("functions", {}),
     )
     stale = apply_judgements(result, judgements)
