@@ -347,6 +347,7 @@ def shapes_schema() -> dict[str, Any]:
         ("either", ["null", "int", "string", "t.Inner"]),
         ("nums", ["null", "double", "string"]),
         ("reals", ["null", "float", "double"]),
+        ("apart", ["null", "float", "boolean", "double"]),
         ("list_or_text", ["null", {"type": "array", "items": "int"}, "string"]),
         ("blobs", ["null", "Two", "bytes"]),
         ("suits", ["null", {"type": "map", "values": "Suit"}, "boolean"]),
@@ -387,6 +388,7 @@ SHAPES: dict[str, Any] = {
     "either": None,
     "nums": None,
     "reals": None,
+    "apart": None,
     "list_or_text": None,
     "blobs": None,
     "suits": None,
@@ -440,6 +442,8 @@ ACCEPTED: list[tuple[str, Any]] = [
     ("nums", 2),
     ("nums", "x"),
     ("reals", 0.1),
+    ("apart", 0.1),
+    ("apart", True),
     ("list_or_text", [3]),
     ("list_or_text", "x"),
     ("blobs", b"xy"),
@@ -738,8 +742,13 @@ def parsed(node: Any) -> dict[str, Any]:
         ({"type": "fixed", "name": "F", "size": -1}, "schema: fixed F has no proper size"),
         (["null", ["int", "string"]], "schema: bad union [null, [int, string]]"),
         ([], "schema: bad union []"),
+        (
+            ["null", {"type": "enum", "name": "E", "symbols": ["A"]}, "E", ["int"]],
+            "schema: bad union [null, E, E, [int]]",
+        ),
         ("Nowhere", "schema: unknown type 'Nowhere'"),
         ({"type": 5}, "schema: not an Avro type: {'type': 5}"),
+        ({"type": "array"}, "schema: not an Avro type: None"),
     ],
 )
 def test_a_schema_that_cannot_be_encoded_is_refused_when_compiled(node: Any, problem: str) -> None:
@@ -779,6 +788,12 @@ def test_named_types_are_found_in_a_union_fastavro_parsed() -> None:
         [{"E": "A", "F": b"y", "I": {}, "J": {}, "Kind": "K"}],
     ):
         assert encode(value) == fastavro_bytes(schema, value)
+
+
+def test_a_schema_naming_an_unknown_type_is_refused_by_its_label() -> None:
+    with pytest.raises(AvroEncodeError) as caught:
+        compile_encoder(["null", "Nowhere"])
+    assert str(caught.value) == "[null, 'Nowhere']: schema: unknown type 'Nowhere'"
 
 
 def test_a_fixed_of_size_zero_is_empty() -> None:
