@@ -1,8 +1,9 @@
 """producer.avro on schemas hypothesis makes up, and its refusals, type by type.
 
 tests/producer/test_avro.py checks the project's own schemas and one made-up schema
-built at import. Here every encoder is compiled inside the test that uses it, from
-schemas generated per example: every Avro type, logical types, namespaces, references
+built at import. Here every encoder is compiled inside the test that uses it (mutation
+testing credits a test only with the code that runs while it runs), from schemas
+generated per example: every Avro type, logical types, namespaces, references
 to named types, recursive records, unions of every shape, defaults; values at the
 varint edges. The bytes must be fastavro's, from the compiled encoder, from the checking
 encoder alone and from the generated fast encoder alone. The refusals must name the
@@ -344,6 +345,14 @@ def shapes_schema() -> dict[str, Any]:
         ("inner", inner),
         ("opt", ["null", "string"]),
         ("opt_list", ["null", {"type": "array", "items": "int"}]),
+        ("opt_double", ["null", "double"]),
+        ("opt_float", ["float", "null"]),
+        ("opt_bytes", ["null", "bytes"]),
+        ("opt_two", ["null", "Two"]),
+        ("opt_flag", ["null", "boolean"]),
+        ("opt_suit", ["null", "Suit"]),
+        ("opt_map", ["null", {"type": "map", "values": "int"}]),
+        ("opt_ms", ["null", {"type": "long", "logicalType": "timestamp-millis"}]),
         ("either", ["null", "int", "string", "t.Inner"]),
         ("nums", ["null", "double", "string"]),
         ("reals", ["null", "float", "double"]),
@@ -385,6 +394,14 @@ SHAPES: dict[str, Any] = {
     "inner": {"x": 6},
     "opt": None,
     "opt_list": None,
+    "opt_double": None,
+    "opt_float": None,
+    "opt_bytes": None,
+    "opt_two": None,
+    "opt_flag": None,
+    "opt_suit": None,
+    "opt_map": None,
+    "opt_ms": None,
     "either": None,
     "nums": None,
     "reals": None,
@@ -435,6 +452,16 @@ ACCEPTED: list[tuple[str, Any]] = [
     ("day", dt.date(1969, 12, 31)),
     ("opt", "text"),
     ("opt_list", [1, 2]),
+    ("opt_double", 1.5),
+    ("opt_float", -0.5),
+    ("opt_bytes", b"\x00" * 70),
+    ("opt_two", b"xy"),
+    ("opt_flag", True),
+    ("opt_flag", False),
+    ("opt_suit", "HEARTS"),
+    ("opt_map", {"k": 2**31 - 1}),
+    ("opt_ms", UTC_2020),
+    ("opt_ms", -1),
     ("either", 5),
     ("either", "x"),
     ("either", {"x": 1}),
