@@ -142,7 +142,7 @@ MODULES: dict[str, Target] = {
     ),
     "topics": Target(
         sources=("producer/topics.py", "producer/schemas.py", "producer/errors.py"),
-        tests=("tests/producer/test_topics*.py",),
+        tests=("tests/producer/test_topics*.py", "tests/producer/test_errors*.py"),
         about="topics and their serializers, schema files, errors (producer/topics.py, "
         "schemas.py, errors.py)",
     ),

@@ -22,7 +22,7 @@ import fastavro
 import httpx
 import pytest
 
-from producer.errors import PublishError, SlotElsewhere
+from producer.errors import PublishError
 from producer.registry import (
     IncompatibleSchema,
     NotFound,
@@ -503,18 +503,6 @@ def test_registry_errors_keep_what_they_are_given() -> None:
         None,
         None,
     )
-
-
-@pytest.mark.parametrize(
-    ("owner", "says"),
-    [
-        ("10.0.0.7:8443", "delivery slot 12 is owned by 10.0.0.7:8443"),
-        ("", "delivery slot 12 is owned by another process"),
-    ],
-)
-def test_slot_elsewhere_names_the_slot_and_its_owner(owner: str, says: str) -> None:
-    error = SlotElsewhere(12, owner)
-    assert (str(error), error.slot, error.owner, error.retriable) == (says, 12, owner, True)
 
 
 # -- configuration -----------------------------------------------------------------------------

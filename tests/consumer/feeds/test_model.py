@@ -222,6 +222,11 @@ def test_unreadable_files(tmp_path: Path, text: str | None, problem: str) -> Non
             "campaigns[0].mailer_ids[0]",
             "'' is not a mailer ID (6 digits, or 9 digits starting with 9)",
         ),
+        (
+            feed_toml() + '[[campaigns]]\nid = "x"\njob_ids = ["J1", " "]\n',
+            "campaigns[0].job_ids[1]",
+            "must be a non-empty string",
+        ),
         # Values no barcode can carry: the rule would never match.
         (
             feed_toml() + '[[campaigns]]\nid = "x"\nmailer_ids = ["123456", "12345"]\n',
