@@ -28,6 +28,11 @@ without a default (fastavro writes null when the type is nullable); naive dateti
 of logical types other than timestamp-millis, timestamp-micros and date (decimal, uuid,
 time-*: give the underlying value); branch selection by ``(name, value)`` tuples or a
 ``"-type"`` key; numpy-style numbers that are not ``numbers.Integral``/``Real``.
+
+One case is written differently, on purpose: in a union where an array branch comes before
+a ``bytes`` or ``fixed`` one, fastavro takes a ``bytes`` value for a sequence and writes it
+as an array of ints; here it is written as the bytes it is (what Avro means). No schema of
+ours has such a union.
 """
 
 from __future__ import annotations
