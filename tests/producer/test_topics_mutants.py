@@ -10,26 +10,12 @@ import pytest
 
 from producer.schemas import schema_dir
 from producer.topics import EventRoute, KafkaMessage, TopicTable, TrackTopics
+from tests.producer.test_topics import DEAD_LETTER
 
 SCHEMA_HEADERS = (
     ("ivmtr.schema", b"ivmtr.events.DeadLetter"),
     ("ivmtr.encoding", b"avro-single-object"),
 )
-
-
-DEAD_LETTER = {
-    "provenance": {
-        "source": "PUSH",
-        "feed": "pieces",
-        "msg_grp_id": "17367877181793X9RM5Z",
-        "msg_ser_nbr": 1,
-        "record_index": 3,
-        "received_at": 1_736_787_718_179,
-    },
-    "kind": None,
-    "reasons": [{"field": None, "problem": "no imb"}],
-    "raw": "{}",
-}
 
 
 def test_message_goes_to_the_partition_asked_for() -> None:
