@@ -30,7 +30,7 @@ def feeds_file() -> dict[str, object]:
             },
             "auto": {"user": "auto", "password_hash": HASH},
         },
-        "campaigns": [{"id": "fall", "mailer_ids": ["9012345"]}],
+        "campaigns": [{"id": "fall", "mailer_ids": ["901234567"]}],
     }
 
 
