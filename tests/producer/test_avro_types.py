@@ -200,12 +200,16 @@ class SchemaDraw:
                 key = branch["name"]
             else:
                 key = branch["type"]
-            if isinstance(branch, dict) and branch.get("logicalType") in FROM_TEXT:
-                continue  # fastavro would parse a str value of another branch as one of these
             earlier = {kind_of(b, self.named) for b in branches}
-            if kind_of(branch, self.named) in ("bytes", "fixed") and "array" in earlier:
-                continue  # fastavro would write bytes as an array of ints (producer.avro does not)
-            if key not in seen:  # no two branches of one unnamed type or one name
+            # Left out: a branch fastavro would parse a str value of another branch as;
+            # bytes after an array (fastavro writes them as an array of ints, producer.avro
+            # does not); a second branch of one unnamed type or one name.
+            left_out = (
+                (isinstance(branch, dict) and branch.get("logicalType") in FROM_TEXT)
+                or (kind_of(branch, self.named) in ("bytes", "fixed") and "array" in earlier)
+                or key in seen
+            )
+            if not left_out:
                 seen.add(key)
                 branches.append(branch)
             else:  # the names it defined are not in the schema: nothing may refer to them
